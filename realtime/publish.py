@@ -1,0 +1,307 @@
+"""Where predictions go: a ZeroMQ PUB socket, a JSON Lines file (or stdout) and an annotated video.
+
+Design goals, in order: never block the pipeline (a slow or absent subscriber costs dropped messages,
+counted, never latency); every sink sees the same bytes (one serialisation per message); nothing queued
+is lost at a clean shutdown (the JSON Lines line is flushed before the ZeroMQ send, and `close()` lingers
+briefly so queued ZeroMQ messages reach connected subscribers).
+"""
+from __future__ import annotations
+
+import ipaddress
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+import numpy as np
+import zmq
+
+from realtime.annotate import annotate_frame
+from realtime.messages import stamp_publish, to_json, validate_message
+
+DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
+DEFAULT_TOPIC = "ia.actions"
+#: Messages queued per subscriber before new ones are dropped (ZeroMQ SNDHWM). Predictions are only useful
+#: fresh: a subscriber that is 64 predictions behind (several seconds) gains nothing from an older backlog.
+DEFAULT_SNDHWM = 64
+#: How long close() waits for queued messages to reach connected subscribers. 0 would lose the last
+#: predictions of a video at shutdown; a dead subscriber must not hold the process for long either.
+DEFAULT_CLOSE_LINGER_MS = 500
+
+
+class PublishError(RuntimeError):
+    """A sink could not be opened or written; the message is one line for the user."""
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_endpoint(endpoint: str, allow_remote: bool = False) -> str:
+    """Validate a bind endpoint; raise PublishError with a one-line reason.
+
+    Only tcp://HOST:PORT, ipc:// and inproc:// are accepted. A tcp bind to anything but a loopback address
+    exposes predictions to the network, so it needs allow_remote=True (the CLI passes it when the user
+    typed the endpoint explicitly).
+    """
+    if not isinstance(endpoint, str) or "://" not in endpoint:
+        raise PublishError(f"invalid ZeroMQ endpoint {endpoint!r}: expected e.g. {DEFAULT_ENDPOINT}")
+    transport, _, address = endpoint.partition("://")
+    if transport in ("ipc", "inproc"):
+        if not address:
+            raise PublishError(f"invalid ZeroMQ endpoint {endpoint!r}: empty {transport} address")
+        return endpoint
+    if transport != "tcp":
+        raise PublishError(f"invalid ZeroMQ endpoint {endpoint!r}: transport must be tcp, ipc or inproc")
+    host, sep, port = address.rpartition(":")
+    if not sep or not host:
+        raise PublishError(f"invalid ZeroMQ endpoint {endpoint!r}: expected tcp://HOST:PORT")
+    if port != "*" and not (port.isdigit() and 0 <= int(port) <= 65535):
+        raise PublishError(f"invalid ZeroMQ endpoint {endpoint!r}: port must be 0-65535 or *")
+    if not allow_remote and not _is_loopback_host(host):
+        raise PublishError(f"refusing to bind ZeroMQ to non-loopback {endpoint!r}: "
+                           f"use {DEFAULT_ENDPOINT} or pass the endpoint explicitly to allow network access")
+    return endpoint
+
+
+class ZmqSink:
+    """Non-blocking PUB side: one multipart [topic, json] per message, drops counted.
+
+    The socket is an XPUB (a PUB that also sees its subscribers' subscriptions; SUB sockets cannot tell
+    the difference). That buys two things a plain PUB cannot give: XPUB_NODROP makes a full queue raise
+    zmq.Again on send, so drops are *counted* instead of silently vanishing, and `wait_for_subscriber`
+    lets a caller (tests, `--zmq-wait`) hold the first message until someone is listening, the usual
+    PUB/SUB slow-joiner problem. Trade-off of NODROP: while any one subscriber's queue is full, the
+    message is dropped for every subscriber (the alternative is unbounded lag or uncounted loss).
+    """
+
+    def __init__(self, endpoint: str = DEFAULT_ENDPOINT, topic: str = DEFAULT_TOPIC, *, allow_remote: bool = False,
+                 sndhwm: int = DEFAULT_SNDHWM, close_linger_ms: int = DEFAULT_CLOSE_LINGER_MS) -> None:
+        check_endpoint(endpoint, allow_remote)
+        if not topic or not isinstance(topic, str):
+            raise PublishError("ZeroMQ topic must be a non-empty string")
+        self.topic = topic.encode("utf-8")
+        self.close_linger_ms = int(close_linger_ms)
+        self.sent = 0
+        self.dropped = 0
+        self._subscribed = False
+        self._context = zmq.Context()   # private: closing it never disturbs other sockets in the process
+        self._socket = self._context.socket(zmq.XPUB)
+        self._socket.setsockopt(zmq.SNDHWM, int(sndhwm))
+        self._socket.setsockopt(zmq.XPUB_NODROP, 1)
+        self._socket.setsockopt(zmq.LINGER, 0)
+        try:
+            self._socket.bind(endpoint)
+        except zmq.ZMQError as exc:
+            self._socket.close(linger=0)
+            self._context.term()
+            if exc.errno == zmq.EADDRINUSE:
+                raise PublishError(f"ZeroMQ endpoint {endpoint} is already in use "
+                                   f"(another ia-live running?); choose another with --zmq") from None
+            raise PublishError(f"cannot bind ZeroMQ endpoint {endpoint!r}: {exc.strerror}") from None
+        # The address actually bound (resolves tcp://127.0.0.1:* / :0 to the real port).
+        self.endpoint = self._socket.getsockopt(zmq.LAST_ENDPOINT).decode("utf-8")
+
+    def _matches(self, subscription: bytes) -> bool:
+        prefix = subscription[1:]
+        return self.topic.startswith(prefix)
+
+    def _drain_subscriptions(self, timeout_ms: int = 0) -> None:
+        """Read pending (un)subscribe notifications so they never pile up; remember a matching one."""
+        while self._socket.poll(timeout_ms, zmq.POLLIN):
+            timeout_ms = 0
+            event = self._socket.recv()
+            if event[:1] == b"\x01" and self._matches(event):
+                self._subscribed = True
+
+    def wait_for_subscriber(self, timeout_s: float) -> bool:
+        """Block up to timeout_s until a subscriber for our topic has subscribed; True if one has."""
+        deadline = time.monotonic() + max(0.0, timeout_s)
+        self._drain_subscriptions()
+        while not self._subscribed:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self._drain_subscriptions(timeout_ms=max(1, int(min(remaining, 0.05) * 1000)))
+        return True
+
+    def send(self, payload: bytes) -> bool:
+        """Queue [topic, payload] without blocking; False (and counted) when a subscriber queue is full."""
+        self._drain_subscriptions()
+        try:
+            self._socket.send_multipart([self.topic, payload], flags=zmq.NOBLOCK)
+        except zmq.Again:
+            self.dropped += 1
+            return False
+        self.sent += 1
+        return True
+
+    def close(self) -> None:
+        """Let queued messages go out for up to close_linger_ms, then release the socket and port."""
+        if self._socket.closed:
+            return
+        self._socket.close(linger=self.close_linger_ms)
+        self._context.term()
+
+
+class JsonlSink:
+    """One message per line, flushed per line, so a `tail -f` or a crash never sees half a message."""
+
+    def __init__(self, target: str) -> None:
+        self.target = target
+        self._owns = target != "-"
+        if self._owns:
+            try:
+                path = Path(target)
+                if path.parent and not path.parent.exists():
+                    raise PublishError(f"cannot write JSON Lines to {target}: directory {path.parent} does not exist")
+                self._stream: IO[str] = open(path, "w", encoding="utf-8", newline="\n")
+            except OSError as exc:
+                raise PublishError(f"cannot write JSON Lines to {target}: {exc.strerror}") from None
+        else:
+            self._stream = sys.stdout
+
+    def write(self, line: str) -> None:
+        try:
+            self._stream.write(line + "\n")
+            self._stream.flush()
+        except BrokenPipeError:
+            raise PublishError("JSON Lines consumer closed the pipe") from None
+        except OSError as exc:
+            raise PublishError(f"cannot write JSON Lines to {self.target}: {exc.strerror}") from None
+
+    def close(self) -> None:
+        if self._owns and not self._stream.closed:
+            self._stream.close()
+
+
+class VideoSink:
+    """Annotated mp4 (fourcc mp4v), opened on the first frame with that frame's size.
+
+    Frames arrive once per prediction, so fps should be the prediction rate for the video to play at
+    real speed. Later frames of another size are resized to the first one (a container holds one size).
+    """
+
+    def __init__(self, path: str, fps: float) -> None:
+        if fps <= 0:
+            raise PublishError(f"annotated video fps must be > 0, got {fps}")
+        parent = Path(path).parent
+        if not parent.exists():
+            raise PublishError(f"cannot write annotated video {path}: directory {parent} does not exist")
+        self.path = path
+        self.fps = float(fps)
+        self.frames = 0
+        self._writer = None
+        self._size: tuple[int, int] | None = None
+
+    def write(self, frame_bgr: np.ndarray, message: Mapping | None,
+              keypoints: tuple[np.ndarray, np.ndarray, str] | None) -> None:
+        import cv2
+
+        image = annotate_frame(frame_bgr, message, keypoints)
+        if self._writer is None:
+            self._size = (image.shape[1], image.shape[0])
+            self._writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self._size)
+            if not self._writer.isOpened():
+                self._writer = None
+                raise PublishError(f"cannot open annotated video {self.path} for writing (mp4v)")
+        if (image.shape[1], image.shape[0]) != self._size:
+            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
+        self._writer.write(image)
+        self.frames += 1
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
+            self._writer = None
+
+
+@dataclass
+class PublisherStats:
+    """Counters for the console and the pipeline's shutdown summary."""
+    published: int = 0
+    zmq_sent: int = 0
+    zmq_dropped: int = 0
+    video_frames: int = 0
+    publish_ms: list[float] = field(default_factory=list)
+
+
+class Publisher:
+    """Fan one prediction out to every configured sink; the only object the publisher process needs.
+
+    Order per message: fill publish-time latencies, validate, serialise once, write + flush the JSON Lines
+    line, send on ZeroMQ (non-blocking), then draw the video frame (the slowest part, last so it never
+    delays the machine-readable outputs). A message that fails validation raises ValueError: a producer
+    bug, not something to publish.
+    """
+
+    def __init__(self, zmq_endpoint: str | None = DEFAULT_ENDPOINT, topic: str = DEFAULT_TOPIC,
+                 jsonl: str | None = None, video_out: str | None = None, *, allow_remote: bool = False,
+                 video_fps: float = 10.0, sndhwm: int = DEFAULT_SNDHWM,
+                 close_linger_ms: int = DEFAULT_CLOSE_LINGER_MS) -> None:
+        self.stats = PublisherStats()
+        self.zmq: ZmqSink | None = None
+        self.jsonl: JsonlSink | None = None
+        self.video: VideoSink | None = None
+        try:
+            if video_out:
+                self.video = VideoSink(video_out, video_fps)
+            if jsonl:
+                self.jsonl = JsonlSink(jsonl)
+            if zmq_endpoint:
+                self.zmq = ZmqSink(zmq_endpoint, topic, allow_remote=allow_remote, sndhwm=sndhwm,
+                                   close_linger_ms=close_linger_ms)
+        except BaseException:
+            self.close()
+            raise
+
+    @property
+    def endpoint(self) -> str | None:
+        """The bound ZeroMQ endpoint with the real port, or None without ZeroMQ."""
+        return self.zmq.endpoint if self.zmq else None
+
+    def wait_for_subscriber(self, timeout_s: float) -> bool:
+        """See `ZmqSink.wait_for_subscriber`; True immediately when ZeroMQ is off."""
+        return self.zmq.wait_for_subscriber(timeout_s) if self.zmq else True
+
+    def publish(self, message: dict, frame_bgr: np.ndarray | None = None,
+                keypoints: tuple[np.ndarray, np.ndarray, str] | None = None) -> str:
+        """Publish one message (filled in place with publish latencies); returns the JSON line sent."""
+        start = time.perf_counter()
+        stamp_publish(message)
+        validate_message(message)
+        line = to_json(message)
+        if self.jsonl is not None:
+            self.jsonl.write(line)
+        if self.zmq is not None:
+            if self.zmq.send(line.encode("utf-8")):
+                self.stats.zmq_sent += 1
+            else:
+                self.stats.zmq_dropped += 1
+        if self.video is not None and frame_bgr is not None:
+            self.video.write(frame_bgr, message, keypoints)
+            self.stats.video_frames += 1
+        self.stats.published += 1
+        self.stats.publish_ms.append((time.perf_counter() - start) * 1000.0)
+        if len(self.stats.publish_ms) > 1000:
+            del self.stats.publish_ms[:500]
+        return line
+
+    def close(self) -> None:
+        """Close every sink; ZeroMQ lingers up to close_linger_ms for queued messages."""
+        for sink in (self.jsonl, self.video, self.zmq):
+            if sink is not None:
+                sink.close()
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
