@@ -1,0 +1,40 @@
+"""Eager PyTorch on the CPU: the reference engine, always available, numerically the training model."""
+from __future__ import annotations
+
+import argparse
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from realtime.engines.base import Engine, EngineResult
+
+
+class TorchCPUEngine(Engine):
+    name = "torch"
+
+    def __init__(self, model: torch.nn.Module, threads: int | None = None):
+        if threads:
+            torch.set_num_threads(int(threads))
+        self.threads = torch.get_num_threads()
+        self.model = model.to("cpu").eval()
+        config = model.config
+        self._rgb = bool(getattr(config, "uses_appearance", True))
+        self._pose = bool(getattr(config, "uses_pose", True))
+
+    @torch.inference_mode()
+    def __call__(self, rgb: np.ndarray, pose: np.ndarray) -> EngineResult:
+        out = self.model(torch.from_numpy(rgb) if self._rgb else None,
+                         torch.from_numpy(pose) if self._pose else None)
+        probs = out.probs[0].double().numpy().copy()
+        gate = float(out.gate.mean()) if out.gate is not None else math.nan
+        return EngineResult(probs=probs, gate=gate)
+
+    def describe(self) -> str:
+        return f"torch cpu ({self.threads} thread{'s' if self.threads != 1 else ''})"
+
+
+def create(model: Any, checkpoint_path: str | Path | None, args: argparse.Namespace) -> Engine:
+    return TorchCPUEngine(model, threads=getattr(args, "threads", None))
