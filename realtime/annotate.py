@@ -14,6 +14,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
+from core.skeletons import get_skeleton
+
 # Per-person colours (BGR), cycled; distinct enough to tell two overlapping people apart.
 PERSON_COLOURS: tuple[tuple[int, int, int], ...] = (
     (0, 200, 255), (255, 128, 0), (80, 220, 80), (220, 80, 220), (60, 60, 255), (255, 255, 0),
@@ -37,17 +39,13 @@ class AnnotateStyle:
 def skeleton_bones(skeleton: str) -> tuple[tuple[int, int], ...]:
     """Limb pairs of a named layout from `core.skeletons`, the one place layouts are defined.
 
-    An unknown layout (or one without bones) draws joints only rather than failing the video writer.
+    An unknown layout draws joints only rather than failing the video writer.
     """
     try:
-        from core.skeletons import get_skeleton
         layout = get_skeleton(skeleton)
-    except (ImportError, KeyError, ValueError):
+    except ValueError:
         return ()
-    bones = getattr(layout, "bones", None)
-    if bones is None:
-        bones = getattr(layout, "limbs", ())
-    return tuple((int(a), int(b)) for a, b in bones)
+    return tuple((int(a), int(b)) for a, b in layout.bones)
 
 
 def _scale(frame: np.ndarray) -> float:

@@ -34,10 +34,14 @@ _TIME_DIGITS = 6       # seconds: microsecond resolution
 
 
 def _is_int(value: Any) -> bool:
+    if type(value) is int:          # fast path: validation runs for every published message
+        return True
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _is_number(value: Any) -> bool:
+    if type(value) is float or type(value) is int:
+        return True
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
