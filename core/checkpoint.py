@@ -1,0 +1,119 @@
+"""The project checkpoint: weights + model config + class names + pre-processing facts, in one file.
+
+Only tensors and plain Python values are stored, so a checkpoint loads with
+``torch.load(path, weights_only=True)`` and never unpickles code. The config travels with the weights
+(timm style): a checkpoint alone rebuilds its network and tells the live pipeline how to sample and crop.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from core.model import IntegralAction, ModelConfig, build_model
+
+FORMAT = "integralaction-live/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message is one line naming the problem."""
+
+
+def preprocess_facts(config: ModelConfig) -> dict[str, Any]:
+    """What a consumer must do to frames and poses before the model (derived from the config, for readers
+    that do not build the model; loading never reads it back)."""
+    return {
+        "rgb": {"order": "RGB", "range": [0.0, 1.0], "mean": list(config.rgb_mean) if config.rgb_mean else None,
+                "std": list(config.rgb_std) if config.rgb_std else None, "applied_inside_model": True},
+        "spatial": {"short_side": config.short_side, "center_crop": config.rgb_size, "pose_map_size": config.map_size},
+        "temporal": {"frames": config.frames, "tau": config.tau, "pose_frames": config.pose_frames,
+                     "pose_tau": config.pose_tau, "ref_fps": config.ref_fps},
+        "pose": {"skeleton": config.skeleton, "top_k_persons": config.top_k_persons,
+                 "score_thr": config.score_thr, "threshold_mode": config.threshold_mode},
+    }
+
+
+def save_checkpoint(path: str | os.PathLike, model: IntegralAction, class_names: list[str] | None = None,
+                    extra: dict[str, Any] | None = None) -> Path:
+    """Write atomically (temp file + rename) so that an interrupted save never leaves a broken file."""
+    path = Path(path)
+    names = list(class_names if class_names is not None else model.class_names)
+    if len(names) != model.config.num_classes:
+        raise CheckpointError(f"{len(names)} class names for a model with {model.config.num_classes} classes")
+    payload = {
+        "format": FORMAT,
+        "config": model.config.to_dict(),
+        "class_names": names,
+        "preprocess": preprocess_facts(model.config),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+        "extra": extra or {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load and validate the payload without building the model."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint is empty: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt/untrusted files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read checkpoint {path} with weights_only=True: {first[:200]}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        hint = ""
+        if isinstance(payload, dict) and ("network" in payload or any(str(k).startswith("module.") for k in payload)):
+            hint = "; it looks like an authors' release: convert it with `python -m tools.import_official`"
+        raise CheckpointError(f"{path} is not an IntegralAction Live checkpoint (format {FORMAT!r}){hint}")
+    for key in ("config", "class_names", "state_dict"):
+        if key not in payload:
+            raise CheckpointError(f"checkpoint {path} lacks {key!r}")
+    return payload
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> IntegralAction:
+    """Rebuild the model in eval mode with `config`, `class_names` and `checkpoint_extra` attached."""
+    payload = read_checkpoint(path)
+    try:
+        config = ModelConfig.from_dict(payload["config"])
+        model = build_model(config, class_names=payload["class_names"])
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"incompatible checkpoint {path}: {exc}") from None
+    try:
+        result = model.load_state_dict(payload["state_dict"], strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        detail = " ".join(str(exc).split())[:300]
+        raise CheckpointError(f"incompatible checkpoint {path}: {detail}") from None
+    if result.missing_keys or result.unexpected_keys:
+        parts = []
+        if result.missing_keys:
+            parts.append(f"missing {len(result.missing_keys)} tensors (e.g. {result.missing_keys[0]})")
+        if result.unexpected_keys:
+            parts.append(f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
+        raise CheckpointError(f"incompatible checkpoint {path}: " + ", ".join(parts))
+    model.checkpoint_extra = payload.get("extra", {})
+    return model.to(map_location).eval()
+
+
+def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
