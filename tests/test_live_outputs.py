@@ -477,3 +477,24 @@ def test_console_live_view_renders():
     rich.print(render_live({"in_fps": 30.0, "out_fps": 7.5, "latency": latency.summary()}, message))
     text = rich.export_text()
     assert "inference" in text and message["topk"][0]["label"] in text and "appearance 0.25" in text
+
+
+def test_docs_subscriber_snippet_receives_messages():
+    """The 10-line subscriber in docs/messages.md must keep working against the real publisher."""
+    import re
+
+    doc = (REPO / "docs" / "messages.md").read_text()
+    code = re.search(r"## A 10-line Python subscriber\n\n```python\n(.*?)```", doc, re.S).group(1)
+    assert len([line for line in code.splitlines() if line.strip()]) <= 10
+    with Publisher(LOOPBACK_ANY, "ia.actions") as publisher:
+        code = code.replace("tcp://127.0.0.1:5556", publisher.endpoint).replace("while True:", "for _ in range(2):")
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            assert publisher.wait_for_subscriber(20.0)
+            sent = [json.loads(publisher.publish(make_message(i))) for i in range(2)]
+            out, err = proc.communicate(timeout=20)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode == 0, err
+    assert [line.split()[1] for line in out.splitlines()] == [m["topk"][0]["label"] for m in sent]
