@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 __all__ = ["Clip", "ClipIndexError", "read_clip_index", "write_clip_index", "read_classes",
-           "write_classes", "classes_path_for"]
+           "write_classes", "classes_path_for", "video_stem"]
 
 _CORE_FIELDS = ("video", "label", "label_name", "poses", "split")
 
@@ -64,6 +64,12 @@ def _relpath(path: str | os.PathLike, root: Path) -> str:
         return Path(os.path.relpath(path, root)).as_posix()
     except ValueError:  # different drive on Windows
         return path.as_posix()
+
+
+def video_stem(video: str | os.PathLike) -> str:
+    """Name a pose cache is keyed by: a video file's stem, or a frame folder's full name."""
+    path = Path(video)
+    return path.name if path.is_dir() else path.stem
 
 
 def classes_path_for(index_path: str | os.PathLike) -> Path:

@@ -1,0 +1,254 @@
+"""``ClipDataset``: clip index -> model inputs, through the SAME core code the live pipeline runs.
+
+Temporal sampling (``core.sampling``), spatial pre-processing and augmentation (``core.preprocess``),
+skeleton conversion (``core.skeletons``) and pose-map rendering (``core.posemaps``) are only *called* here,
+never re-implemented, so what is trained and evaluated is what runs live.
+
+Per item: ``{"rgb": (T,3,S,S) float32 [0,1], "pose": (T_pose,C,M,M) float32, "label": int, "index": int}``
+in train mode (one random clip, augmented), and the same with a leading ``n_clips`` axis in test mode
+(clips spread evenly over the video, centre crop). ``rgb``/``pose`` are left out when the config disables
+that stream, so a pose-only model never decodes video.
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from core import preprocess, sampling
+from core.clipindex import Clip, read_clip_index
+from core.posecache import PoseCache, PoseCacheError, load_pose_cache
+from core.posemaps import render_pose_maps
+from core.skeletons import convert_keypoints, get_skeleton
+
+from . import DatasetFormatError
+from .video import FrameCache, VideoInfo, probe_video, read_frames
+
+__all__ = ["ClipDatasetConfig", "ClipDataset", "nearest_valid_frames"]
+
+
+@dataclass
+class ClipDatasetConfig:
+    """Sampling/pre-processing knobs; ``from_model(config)`` copies the model's so they cannot diverge."""
+
+    mode: str = "train"  # "train" | "test"
+    frames: int = 8
+    tau: int = 8
+    pose_frames: int = 8
+    pose_tau: int = 8
+    ref_fps: float = 30.0
+    skeleton: str = "openpose18"  # the model's layout; caches are converted to it
+    rgb_size: int = 224
+    map_size: int = 56
+    short_side: int = 256
+    top_k_persons: int = 5
+    score_thr: float = 0.1
+    threshold_mode: str = "released"
+    n_clips: int = 10  # test mode
+    use_rgb: bool = True
+    use_pose: bool = True
+    augment: bool | None = None  # default: True in train mode
+    missing_poses: str = "error"  # "error" | "empty" (clip without a cache = nobody detected)
+    frame_cache_mb: int = 0  # >0: keep decoded frames in memory (small datasets)
+    default_fps: float = 30.0  # frame folders carry no timing
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.mode not in ("train", "test"):
+            raise ValueError(f"mode must be 'train' or 'test', got {self.mode!r}")
+        if self.missing_poses not in ("error", "empty"):
+            raise ValueError(f"missing_poses must be 'error' or 'empty', got {self.missing_poses!r}")
+        if not (self.use_rgb or self.use_pose):
+            raise ValueError("at least one of use_rgb/use_pose must be enabled")
+
+    @classmethod
+    def from_model(cls, model_config: Any, **overrides: Any) -> "ClipDatasetConfig":
+        """Take every same-named field from a ``core.model.ModelConfig`` (variant decides the streams)."""
+        names = {f.name for f in fields(cls)}
+        values = {n: getattr(model_config, n) for n in names if hasattr(model_config, n)}
+        variant = str(getattr(model_config, "variant", ""))
+        if variant in ("rgb_only", "appearance_only", "rgb"):
+            values["use_pose"] = False
+        elif variant in ("pose_only", "pose"):
+            values["use_rgb"] = False
+        values.update(overrides)
+        return cls(**values)
+
+    @property
+    def crop_spec(self) -> "preprocess.CropSpec":
+        return preprocess.CropSpec(short_side=self.short_side, crop=self.rgb_size, map_size=self.map_size)
+
+
+def nearest_valid_frames(valid: np.ndarray) -> np.ndarray:
+    """For each frame, the nearest processed frame (ties: the earlier one); -1 everywhere if none.
+
+    Caches extracted with ``--every N`` have unprocessed frames in between; holding the nearest processed
+    frame is what a live pose stream running at a lower rate would show.
+    """
+    valid = np.asarray(valid, bool)
+    n = valid.size
+    if n == 0 or not valid.any():
+        return np.full(n, -1, np.int64)
+    pos = np.flatnonzero(valid)
+    frames = np.arange(n)
+    right = np.searchsorted(pos, frames, side="left").clip(0, pos.size - 1)
+    left = (right - 1).clip(0, pos.size - 1)
+    use_left = np.abs(frames - pos[left]) <= np.abs(pos[right] - frames)
+    return np.where(use_left, pos[left], pos[right])
+
+
+class ClipDataset(Dataset):
+    """A ``torch`` Dataset over a clip index (path or list of ``Clip``)."""
+
+    def __init__(self, index: str | os.PathLike | Sequence[Clip], config: ClipDatasetConfig,
+                 split: str | None = None) -> None:
+        self.config = config
+        if isinstance(index, (str, os.PathLike)):
+            self.clips = read_clip_index(index, split=split)
+        else:
+            self.clips = [c for c in index if split is None or c.split == split]
+        if not self.clips:
+            raise DatasetFormatError(f"{index if isinstance(index, (str, os.PathLike)) else 'clip list'}: no clips"
+                                     + (f" in split {split!r}" if split else ""))
+        self.skeleton = get_skeleton(config.skeleton)
+        self.augment = config.mode == "train" if config.augment is None else bool(config.augment)
+        self.epoch = 0
+        self.frame_cache = FrameCache(config.frame_cache_mb << 20) if config.frame_cache_mb > 0 else None
+        self._info: dict[str, VideoInfo] = {}
+        self._poses: OrderedDict[str, tuple[PoseCache, np.ndarray]] = OrderedDict()
+        if config.use_pose and config.missing_poses == "error":
+            for clip in self.clips:
+                if clip.poses is None:
+                    raise DatasetFormatError(f"{clip.video}: clip has no pose cache (extract poses first, "
+                                             "or set missing_poses='empty')")
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Random starts and augmentation depend on (seed, epoch, index): reproducible with any workers."""
+        self.epoch = int(epoch)
+
+    @property
+    def labels(self) -> list[int]:
+        return [c.label for c in self.clips]
+
+    # ------------------------------------------------------------------ sources
+    def _pose_cache(self, clip: Clip) -> tuple[PoseCache, np.ndarray] | None:
+        if clip.poses is None:
+            return None
+        key = str(clip.poses)
+        hit = self._poses.get(key)
+        if hit is None:
+            try:
+                cache = load_pose_cache(clip.poses)
+            except PoseCacheError:
+                if self.config.missing_poses == "empty" and not Path(clip.poses).exists():
+                    return None
+                raise
+            hit = (cache, nearest_valid_frames(cache.valid))
+            self._poses[key] = hit
+            while len(self._poses) > 512:
+                self._poses.popitem(last=False)
+        else:
+            self._poses.move_to_end(key)
+        return hit
+
+    def _video_info(self, clip: Clip, pose: tuple[PoseCache, np.ndarray] | None) -> VideoInfo:
+        """Timing/size of the clip. Pose-only clips take it from the cache and never open the video."""
+        if not self.config.use_rgb and pose is not None:
+            c = pose[0]
+            return VideoInfo(c.num_frames, c.fps, c.width, c.height)
+        key = str(clip.video)
+        info = self._info.get(key)
+        if info is None:
+            fps = float(clip.extra.get("fps", self.config.default_fps))
+            info = probe_video(clip.video, default_fps=fps)
+            self._info[key] = info
+        return info
+
+    def _poses_at(self, pose: tuple[PoseCache, np.ndarray] | None, indices: np.ndarray, width: int,
+                  height: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keypoints of ``indices`` in the model's skeleton and in pixels of a ``width`` x ``height`` frame."""
+        sk = self.skeleton
+        if pose is None:
+            return (np.zeros((len(indices), 0, sk.num_joints, 2), np.float32),
+                    np.zeros((len(indices), 0, sk.num_joints), np.float32))
+        cache, nearest = pose
+        rows = nearest[np.clip(indices, 0, cache.num_frames - 1)] if cache.num_frames else np.full(len(indices), -1)
+        coords = cache.coords[np.maximum(rows, 0)].copy()
+        scores = cache.scores[np.maximum(rows, 0)].copy()
+        scores[rows < 0] = 0.0
+        if cache.width != width or cache.height != height:  # cache made on a resized copy of the video
+            coords *= np.array([width / cache.width, height / cache.height], np.float32)
+        coords, scores = convert_keypoints(coords, scores, cache.skeleton, sk.name)
+        return np.asarray(coords, np.float32), np.asarray(scores, np.float32)
+
+    def _render(self, coords_map: np.ndarray, scores: np.ndarray) -> torch.Tensor:
+        c = self.config
+        maps = render_pose_maps(coords_map, scores, self.skeleton, size=c.map_size, top_k=c.top_k_persons,
+                                score_thr=c.score_thr, threshold_mode=c.threshold_mode)
+        return torch.from_numpy(np.ascontiguousarray(maps, np.float32))
+
+    # ------------------------------------------------------------------ items
+    def _clip_arrays(self, clip: Clip, info: VideoInfo, pose, start: int,
+                     rng: np.random.Generator | None) -> dict[str, torch.Tensor]:
+        c = self.config
+        rgb_idx = sampling.clip_indices(info.num_frames, info.fps, c.frames, c.tau, start, ref_fps=c.ref_fps)
+        pose_idx = sampling.clip_indices(info.num_frames, info.fps, c.pose_frames, c.pose_tau, start,
+                                         ref_fps=c.ref_fps)
+        spec = c.crop_spec
+        frames = None
+        height, width = info.height, info.width
+        if c.use_rgb:
+            frames = read_frames(clip.video, rgb_idx, cache=self.frame_cache)
+            height, width = frames.shape[1:3]
+        coords, scores = self._poses_at(pose, np.asarray(pose_idx), width, height)
+        out: dict[str, torch.Tensor] = {}
+        if rng is not None:
+            crops, coords_map, scores = self._augment(frames, coords, scores, width, height, rng)
+        else:
+            tf = preprocess.crop_transform(height, width, spec)
+            crops = None if frames is None else np.stack([preprocess.apply_crop(f, tf) for f in frames])
+            coords_map = preprocess.keypoints_to_map(coords, tf)
+        if c.use_rgb:
+            out["rgb"] = preprocess.frames_to_tensor(crops)
+        if c.use_pose:
+            out["pose"] = self._render(np.asarray(coords_map, np.float32), np.asarray(scores, np.float32))
+        return out
+
+    def _augment(self, frames, coords, scores, width: int, height: int, rng: np.random.Generator):
+        """One random scale/translate/flip for the whole clip, applied to RGB and keypoints alike."""
+        spec = self.config.crop_spec
+        if frames is None:  # pose-only: augment keypoints against a blank frame of the right size
+            frames_in = np.zeros((1, height, width, 3), np.uint8)
+        else:
+            frames_in = frames
+        crops, coords_map, scores = preprocess.random_augment(frames_in, coords, scores, rng, spec,
+                                                              skeleton=self.skeleton)
+        return (None if frames is None else crops), coords_map, scores
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        clip = self.clips[index]
+        c = self.config
+        pose = self._pose_cache(clip) if c.use_pose else None
+        info = self._video_info(clip, pose)
+        if c.mode == "train":
+            rng = np.random.default_rng([c.seed, self.epoch, index])
+            start = int(sampling.train_clip_start(info.num_frames, info.fps, c.frames, c.tau, rng,
+                                                  ref_fps=c.ref_fps))
+            item = self._clip_arrays(clip, info, pose, start, rng if self.augment else None)
+        else:
+            starts = sampling.test_clip_starts(info.num_frames, info.fps, c.frames, c.tau, n_clips=c.n_clips,
+                                               ref_fps=c.ref_fps)
+            parts = [self._clip_arrays(clip, info, pose, int(s), None) for s in starts]
+            item = {k: torch.stack([p[k] for p in parts]) for k in parts[0]}
+        item["label"] = int(clip.label)
+        item["index"] = int(index)
+        return item
