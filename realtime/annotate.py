@@ -175,7 +175,7 @@ def draw_status(frame: np.ndarray, message: Mapping) -> np.ndarray:
     parts = [f"#{message.get('frame_index', '?')}", f"{message.get('persons', 0)}p"]
     if isinstance(latency, (int, float)):
         parts.append(f"{latency:.0f}ms")
-    text = " ".join(parts)
+    text = "  ".join(parts)
     (tw, th), _ = cv2.getTextSize(text, FONT, font_scale, text_t)
     pad = int(6 * scale)
     _panel(frame, w - tw - 3 * pad, pad, w - pad, pad + th + 2 * pad, 0.55)
