@@ -89,13 +89,13 @@ def render_clip(spec: ClipSpec, draw_figure: bool = True) -> RenderedClip:
             s = h * float(rng.uniform(0.85, 1.15))
             floor_v = h + s * float(rng.uniform(0.2, 0.4))
             cx = w / 2 + float(rng.uniform(-0.15, 0.15)) * w
-        elif mode == "side":
-            cut = float(rng.uniform(0.3, 0.5)) * (xr - xl) * s
-            cx = (-xr * s + cut) if rng.random() < 0.5 else (w - xl * s - cut)
-        else:
-            s = h * float(rng.uniform(0.9, 1.1))
-            floor_v = h * 0.98 + 0.0
-            floor_v = max(floor_v, s * top * 0.8)
+        elif mode == "side":                     # the body's midline near an image edge
+            edge = float(rng.uniform(-0.02, 0.06)) * w
+            cx = edge if rng.random() < 0.5 else w - edge
+        else:                                    # zoomed in: head (and raised arms) above the frame
+            s = h * float(rng.uniform(1.1, 1.35))
+            floor_v = h * float(rng.uniform(0.95, 1.05))
+            cx = w / 2 + float(rng.uniform(-0.15, 0.15)) * w
     scale = s * zoom
     cam = Camera(cx=cx - pan_x + _smooth_drift(rng, n, 0.03 * w) - (zoom - 1) * 0,
                  floor_v=floor_v - pan_y + _smooth_drift(rng, n, 0.01 * h), scale=scale)

@@ -1,0 +1,187 @@
+"""Synthetic in/out-of-context benchmark: planning statistics, rendering, pose caches, determinism, CLI."""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import replace
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.clipindex import read_classes, read_clip_index
+from core.posecache import load_pose_cache
+from tools.synth.__main__ import main
+from tools.synth.dataset import CATALOGUE, SynthConfig, class_list, generate, plan
+from tools.synth.figure import COCO17
+from tools.synth.posenoise import observe
+from tools.synth.render import OUTSIDE, VISIBLE, ClipSpec, render_clip
+
+TINY = SynthConfig(classes=3, train_per_class=1, val_per_class=0, test_per_class=1, frames=20, workers=1)
+
+
+def _decode(path: Path) -> np.ndarray:
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, fr = cap.read()
+        if not ok:
+            break
+        frames.append(fr)
+    cap.release()
+    return np.stack(frames)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("synth_a")
+    generate(replace(TINY, out=out))
+    return out
+
+
+def test_in_context_cooccurrence_matches_config():
+    cfg = SynthConfig(classes=10, train_per_class=300, val_per_class=0, test_per_class=100, context_prob=0.9,
+                      failure_prob=0.2)
+    classes = class_list(10)
+    plans = plan(cfg)
+    for split in ("train", "test_in"):
+        ps = [p for p in plans if p.split == split]
+        own_scene = np.mean([p.spec.scene == classes[p.label].scene for p in ps])
+        own_obj = np.mean([p.spec.obj == classes[p.label].obj for p in ps])
+        n = len(ps)
+        tol = 4 * np.sqrt(0.09 / n)                      # 4 binomial standard deviations
+        assert abs(own_scene - 0.9) < tol and abs(own_obj - 0.9) < tol, (split, own_scene, own_obj)
+        for label in range(10):                          # every class is mostly seen in its own venue
+            mine = [p for p in ps if p.label == label]
+            assert np.mean([p.spec.scene == classes[label].scene for p in mine]) > 0.75
+    fails = Counter(p.spec.pose_failure for p in plans)
+    assert abs(1 - fails[None] / len(plans) - 0.2) < 0.03
+    assert {"out_of_frame", "missing", "jitter", "occlusion"} <= set(fails)
+    # context_prob is honoured, not hard-wired
+    low = plan(replace(cfg, context_prob=0.5, test_per_class=0))
+    assert abs(np.mean([p.spec.scene == classes[p.label].scene for p in low]) - 0.5) < 0.05
+
+
+def test_out_of_context_never_uses_own_scene_or_object():
+    cfg = SynthConfig(classes=12, train_per_class=0, val_per_class=0, test_per_class=40)
+    classes = class_list(12)
+    outs = [p for p in plan(cfg) if p.split == "test_out"]
+    assert len(outs) == 12 * 40
+    for p in outs:
+        own = classes[p.label]
+        assert p.spec.scene != own.scene and p.spec.obj != own.obj and not p.in_context
+        ctx = next(c for c in classes if c.name == p.context_class)
+        assert ctx.name != own.name and (p.spec.scene, p.spec.obj) == (ctx.scene, ctx.obj)
+        assert p.spec.family == own.family                # the motion stays the class's own
+    assert len({p.context_class for p in outs if p.label == 0}) > 5   # misleading contexts vary
+
+
+def test_same_motion_pairs_share_family_and_differ_by_context():
+    fam = Counter(c.family for c in CATALOGUE)
+    pairs = [[c for c in CATALOGUE if c.family == f] for f, k in fam.items() if k > 1]
+    names = {tuple(sorted(c.name for c in p)) for p in pairs}
+    assert ("drinking", "eating_ice_cream") in names and ("swing_bat", "swing_tennis") in names
+    for a, b in pairs:
+        assert a.scene != b.scene and a.obj != b.obj
+    assert "drinking" in [c.name for c in class_list(6)] and "eating_ice_cream" in [c.name for c in class_list(6)]
+    # all other classes have their own motion family, so pose alone can separate them
+    assert sum(1 for k in fam.values() if k == 1) == len(CATALOGUE) - 4
+    # a pair really moves identically: same seed, either class -> the same 3D joint trajectories
+    a = render_clip(ClipSpec("hand_to_mouth", "cafe", "cup", seed=5, frames=12))
+    b = render_clip(ClipSpec("hand_to_mouth", "beach", "ice_cream", seed=5, frames=12))
+    na = (a.coords - a.coords.mean(1, keepdims=True)) / a.scale[:, None, None]
+    nb = (b.coords - b.coords.mean(1, keepdims=True)) / b.scale[:, None, None]
+    assert np.abs(na - nb).max() < 1e-3
+
+
+def test_index_videos_and_caches(tiny):
+    classes = read_classes(tiny / "classes.txt")
+    assert classes == [c.name for c in CATALOGUE[:3]]
+    clips = {s: read_clip_index(tiny / f"{s}.jsonl") for s in ("train", "val", "test_in", "test_out")}
+    assert [len(clips[s]) for s in ("train", "val", "test_in", "test_out")] == [3, 0, 3, 3]
+    for clip in clips["test_out"]:
+        assert clip.extra["in_context"] is False and clip.extra["scene"] != CATALOGUE[clip.label].scene
+    for clip in clips["train"] + clips["test_out"]:
+        frames = _decode(clip.video)
+        assert frames.shape == (20, 120, 160, 3)
+        cache = load_pose_cache(clip.poses)
+        assert cache.coords.shape == (20, 1, 17, 2) and cache.skeleton == "coco17"
+        assert (cache.width, cache.height, cache.fps) == (160, 120, 30.0) and cache.valid.all()
+        assert {"scene", "object", "in_context", "pose_failure"} <= set(clip.extra)
+
+
+def test_generation_is_deterministic_across_workers(tiny, tmp_path):
+    other = tmp_path / "b"
+    generate(replace(TINY, out=other, workers=2))
+    for name in ("train.jsonl", "test_in.jsonl", "test_out.jsonl", "classes.txt"):
+        assert (tiny / name).read_bytes() == (other / name).read_bytes()
+    for npz in sorted((tiny / "poses").rglob("*.npz")):
+        assert npz.read_bytes() == (other / npz.relative_to(tiny)).read_bytes(), npz
+    for mp4 in sorted((tiny / "videos").rglob("*.mp4"))[:3]:
+        assert np.array_equal(_decode(mp4), _decode(other / mp4.relative_to(tiny)))
+    # and a different seed gives different content
+    assert not np.array_equal(render_clip(ClipSpec("wave", "gym", "mat", seed=1, frames=4)).frames,
+                              render_clip(ClipSpec("wave", "gym", "mat", seed=2, frames=4)).frames)
+
+
+def test_cached_keypoints_land_on_the_drawn_figure(tiny):
+    """Pixels under confident cached keypoints change when the figure is removed; random pixels rarely do."""
+    hits, rand_hits, wrist_hits = [], [], []
+    rng = np.random.default_rng(0)
+    wrists = [COCO17.index("l_wrist"), COCO17.index("r_wrist")]
+    plans = {p.name: p for p in plan(TINY)}
+    for clip in read_clip_index(tiny / "train.jsonl") + read_clip_index(tiny / "test_in.jsonl"):
+        video = _decode(clip.video).astype(np.int16)
+        empty = render_clip(plans[clip.video.stem].spec, draw_figure=False).frames.astype(np.int16)
+        changed = np.abs(video - empty).max(-1) > 40          # (F, H, W) figure mask from pixels alone
+        cache = load_pose_cache(clip.poses)
+        xy = np.round(cache.coords[:, 0]).astype(int)
+        ok = cache.scores[:, 0] > 0.5
+        f_idx, j_idx = np.nonzero(ok)
+        on = changed[f_idx, xy[f_idx, j_idx, 1], xy[f_idx, j_idx, 0]]
+        hits.extend(on.tolist())
+        wrist_hits.extend(on[np.isin(j_idx, wrists)].tolist())
+        rf, ry, rx = (rng.integers(0, n, 500) for n in changed.shape)
+        rand_hits.extend(changed[rf, ry, rx].tolist())
+    assert len(hits) > 200 and len(wrist_hits) > 20
+    assert np.mean(hits) > 0.8, np.mean(hits)
+    assert np.mean(wrist_hits) > 0.7, np.mean(wrist_hits)
+    assert np.mean(rand_hits) < 0.3, np.mean(rand_hits)
+
+
+@pytest.mark.parametrize("failure", ["missing", "out_of_frame", "jitter", "occlusion"])
+def test_pose_failures_show_in_the_cache(failure):
+    def run(f: str | None, seed: int):
+        spec = ClipSpec("jumping_jack", "gym", "mat", seed=seed, frames=40, pose_failure=f)
+        clip = render_clip(spec)
+        coords, scores = observe(clip, np.random.default_rng(seed), f, spec.width, spec.height)
+        return clip, coords[:, 0], scores[:, 0]
+
+    for seed in range(3):
+        clip, coords, scores = run(failure, seed)
+        base, bcoords, bscores = run(None, seed)
+        if failure == "missing":
+            assert ((scores == 0).all(1)).sum() >= 4
+            assert not (bscores == 0).all(1).any()
+        elif failure == "out_of_frame":
+            out = clip.state == OUTSIDE
+            assert out.any(1).mean() > 0.5 and scores[out].max() < 0.15
+            assert not (base.state == OUTSIDE).any()
+        elif failure == "jitter":
+            vis = (clip.state == VISIBLE) & (scores > 0)
+            err = np.linalg.norm(coords - clip.coords, axis=-1)[vis].mean()
+            berr = np.linalg.norm(bcoords - base.coords, axis=-1)[(base.state == VISIBLE)].mean()
+            assert err > 2.5 * berr
+        else:
+            assert (clip.state != VISIBLE).mean() > (base.state != VISIBLE).mean() + 0.1
+            assert scores.mean() < bscores.mean()
+
+
+def test_cli_rejects_bad_input_with_one_line(tmp_path, capsys):
+    assert main(["--out", str(tmp_path / "x"), "--classes", "99"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "--classes" in err and "\n" not in err
+    with pytest.raises(SystemExit) as exc:
+        main(["--out", str(tmp_path / "x"), "--size", "big"])
+    assert exc.value.code == 2
+    assert "size must look like" in capsys.readouterr().err
