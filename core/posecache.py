@@ -160,6 +160,9 @@ def save_pose_cache(path: str | os.PathLike, cache: PoseCache) -> Path:
     )
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.fchmod(fd, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
         with os.fdopen(fd, "wb") as fh:
             np.savez_compressed(fh, **arrays)
             fh.flush()

@@ -118,6 +118,8 @@ class ClipDataset(Dataset):
                                      + (f" in split {split!r}" if split else ""))
         self.skeleton = get_skeleton(config.skeleton)
         self.augment = config.mode == "train" if config.augment is None else bool(config.augment)
+        # pose frames are the RGB frames exactly when both streams sample alike
+        self._same_frames = (config.frames, float(config.tau)) == (config.pose_frames, float(config.pose_tau))
         self.epoch = 0
         self.frame_cache = FrameCache(config.frame_cache_mb << 20) if config.frame_cache_mb > 0 else None
         self._info: dict[str, VideoInfo] = {}
@@ -224,15 +226,31 @@ class ClipDataset(Dataset):
         return out
 
     def _augment(self, frames, coords, scores, width: int, height: int, rng: np.random.Generator):
-        """One random scale/translate/flip for the whole clip, applied to RGB and keypoints alike."""
+        """One random scale/translate/flip for the whole clip, applied to RGB and keypoints alike.
+
+        ``core.preprocess.random_augment`` wants keypoints frame-aligned with the frames. When the pose
+        frames are the RGB frames (the usual T_pose = T) it is called once. Otherwise (pose-only model, or a
+        denser pose stream) it is called twice from identical generator states - its draws depend only on
+        the generator and the frame size, so both calls pick the same box and flip: once on the RGB frames
+        with no persons, once on one blank frame of the same size carrying every pose frame's persons
+        (frames folded into the person axis), which costs one resize instead of T_pose.
+        """
         spec = self.config.crop_spec
-        if frames is None:  # pose-only: augment keypoints against a blank frame of the right size
-            frames_in = np.zeros((1, height, width, 3), np.uint8)
-        else:
-            frames_in = frames
-        crops, coords_map, scores = preprocess.random_augment(frames_in, coords, scores, rng, spec,
-                                                              skeleton=self.skeleton)
-        return (None if frames is None else crops), coords_map, scores
+        sk = self.skeleton
+        if frames is not None and frames.shape[0] == coords.shape[0] and self._same_frames:
+            return preprocess.random_augment(frames, coords, scores, rng, spec, skeleton=sk)
+        crops = None
+        state = rng.bit_generator.state
+        if frames is not None:
+            empty_c = np.zeros((frames.shape[0], 0, sk.num_joints, 2), np.float32)
+            empty_s = np.zeros((frames.shape[0], 0, sk.num_joints), np.float32)
+            crops, _, _ = preprocess.random_augment(frames, empty_c, empty_s, rng, spec, skeleton=sk)
+            rng.bit_generator.state = state
+        t, p = coords.shape[:2]
+        blank = np.zeros((1, height, width, 3), np.uint8)
+        _, mapped, sc = preprocess.random_augment(blank, coords.reshape(1, t * p, sk.num_joints, 2),
+                                                  scores.reshape(1, t * p, sk.num_joints), rng, spec, skeleton=sk)
+        return crops, mapped.reshape(t, p, sk.num_joints, 2), sc.reshape(t, p, sk.num_joints)
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         clip = self.clips[index]
