@@ -141,29 +141,31 @@ class ShmRing:
     def slot_of(self, n: int) -> int:
         return n % self.spec.slots
 
-    def begin_write(self, n: int) -> np.ndarray:
-        """Mark slot `n % slots` as being rewritten for item `n`; returns its payload view to fill."""
-        slot = self.slot_of(n)
+    def begin_write(self, n: int, slot: int | None = None) -> np.ndarray:
+        """Mark a slot as being rewritten for item `n`; returns its payload view to fill.
+
+        The slot is `n % slots` unless given (rings whose slots are handed out by a free list)."""
+        slot = self.slot_of(n) if slot is None else slot
         self._header[slot, 0] = n + 1
         return self._slots[slot]
 
-    def end_write(self, n: int) -> None:
+    def end_write(self, n: int, slot: int | None = None) -> None:
         """Publish item `n` (call after the payload is complete)."""
-        self._header[self.slot_of(n), 1] = n + 1
+        self._header[self.slot_of(n) if slot is None else slot, 1] = n + 1
 
-    def write(self, n: int, value: np.ndarray) -> None:
-        view = self.begin_write(n)
+    def write(self, n: int, value: np.ndarray, slot: int | None = None) -> None:
+        view = self.begin_write(n, slot)
         view[...] = value
-        self.end_write(n)
+        self.end_write(n, slot)
 
     def item_in_slot(self, slot: int) -> int | None:
         """Item number held by a slot (None if never written or mid-write)."""
         begin, end = (int(v) for v in self._header[slot])
         return end - 1 if begin == end and end > 0 else None
 
-    def read(self, n: int, out: np.ndarray | None = None) -> np.ndarray:
+    def read(self, n: int, out: np.ndarray | None = None, slot: int | None = None) -> np.ndarray:
         """Copy item `n` out of the ring; raises RingOverrun / TornRead if it is not intact there."""
-        slot = self.slot_of(n)
+        slot = self.slot_of(n) if slot is None else slot
         want = n + 1
         end = int(self._header[slot, 1])
         if end != want:

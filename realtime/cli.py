@@ -1,0 +1,306 @@
+"""`ia-live`: real-time action recognition from a camera, a video file or a stream.
+
+    ia-live --camera 0
+    ia-live --video clip.mp4 --dump-json            # JSON Lines on stdout, one line per prediction
+    ia-live --video rtsp://host/stream --reconnect --output annotated.mp4
+    ia-live --demo                                  # make (once) and run a short sample video
+
+Every failure a user can cause (bad path, corrupt video, camera that does not open, checkpoint that
+does not fit, port in use) ends with one line on stderr and a non-zero exit code, never a traceback
+(set IA_LIVE_DEBUG=1 to see them).
+"""
+from __future__ import annotations
+
+import os
+
+# Before cv2 loads anywhere (sources, pose backends): its warnings would break "one line per error".
+os.environ.setdefault("OPENCV_LOG_LEVEL", "OFF")
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+import argparse  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "default.pt"
+DEMO_VIDEO = REPO_ROOT / ".cache" / "demo.mp4"
+DEFAULT_ZMQ = "tcp://127.0.0.1:5556"
+DEFAULT_TOPIC = "ia.actions"
+DEFAULT_AVERAGE = 3
+PROG = "ia-live"
+
+
+class UsageError(Exception):
+    """Bad input; printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but its errors are one line too."""
+
+    def error(self, message: str):  # type: ignore[override]
+        raise UsageError(message)
+
+
+def _positive(value: str) -> int:
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return n
+
+
+def _positive_float(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return x
+
+
+def default_threads() -> int:
+    """Inference threads: half the cores (pose, decoding and assembly run beside it), at least 1."""
+    return max(1, (os.cpu_count() or 2) // 2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0],
+                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    src = parser.add_argument_group("source (exactly one)")
+    ex = src.add_mutually_exclusive_group()
+    ex.add_argument("--camera", type=int, metavar="N", help="camera index (OpenCV)")
+    ex.add_argument("--video", metavar="PATH|URL", help="video file, or rtsp:// http(s):// ... stream URL")
+    ex.add_argument("--demo", action="store_true",
+                    help=f"generate (once) a short sample video in {DEMO_VIDEO.parent.name}/ and print its labels")
+    src.add_argument("--realtime", action="store_true",
+                     help="pace a file at its fps like a camera (drop frames instead of waiting)")
+    src.add_argument("--reconnect", action="store_true", help="reopen a lost camera/stream with back-off")
+    src.add_argument("--max-frames", type=_positive, metavar="N", help="stop after N source frames")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--checkpoint", default=None, metavar="PATH",
+                       help=f"IntegralAction Live checkpoint (default: {DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)})")
+    from realtime.engines import engine_names
+
+    model.add_argument("--engine", default="auto", choices=engine_names(),
+                       help="inference engine; auto = first available of tensorrt, cuda, onnxruntime, torch")
+    model.add_argument("--threads", type=_positive, default=default_threads(),
+                       help="intra-op threads of the inference engine")
+
+    timing = parser.add_argument_group("sampling and smoothing")
+    timing.add_argument("--ref-fps", type=_positive_float, default=None,
+                        help="frame rate the checkpoint's tau refers to (default: the checkpoint's, 30)")
+    timing.add_argument("--stride", type=_positive, default=1,
+                        help="predict every N sampled (RGB) frames")
+    timing.add_argument("--average", type=_positive, default=DEFAULT_AVERAGE,
+                        help="average the probabilities of the last N windows")
+    timing.add_argument("--topk", type=_positive, default=5, help="labels per prediction")
+
+    pose = parser.add_argument_group("pose estimation")
+    pose.add_argument("--pose", default="movenet", metavar="BACKEND", help="pose backend")
+    pose.add_argument("--pose-workers", type=_positive, default=1, help="pose estimation processes")
+    try:
+        from realtime.pose import BACKENDS, add_cli
+
+        pose.description = "backends: " + ", ".join(BACKENDS)
+        add_cli(parser)
+    except ImportError:
+        pass
+
+    out = parser.add_argument_group("outputs")
+    out.add_argument("--zmq", default=DEFAULT_ZMQ, metavar="ENDPOINT", help="ZeroMQ PUB endpoint")
+    out.add_argument("--no-zmq", action="store_true", help="do not publish on ZeroMQ")
+    out.add_argument("--topic", default=DEFAULT_TOPIC, help="ZeroMQ topic")
+    out.add_argument("--dump-json", nargs="?", const="-", default=None, metavar="PATH",
+                     help="write JSON Lines to PATH (stdout when PATH is omitted)")
+    out.add_argument("--output", metavar="PATH", help="write an annotated video (mp4), one frame per prediction")
+    out.add_argument("--quiet", action="store_true", help="no console view or progress lines")
+    try:
+        from realtime.engines import add_cli as add_engine_cli
+
+        add_engine_cli(parser)
+    except ImportError:
+        pass
+    return parser
+
+
+# --------------------------------------------------------------------------------------------------
+
+
+def _load_model_facts(path: Path) -> tuple[Any, list[str]]:
+    """(config, class names) after a full load (catches shape mismatches before any process starts)."""
+    from core.checkpoint import CheckpointError, load_checkpoint
+
+    if not path.exists():
+        hint = ("train one (see README: `python -m train ...`) or convert the authors' release "
+                "(`python -m tools.import_official`), then pass --checkpoint PATH")
+        raise UsageError(f"checkpoint not found: {path}; {hint}")
+    try:
+        model = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise UsageError(str(exc)) from None
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
+        raise UsageError(f"cannot load checkpoint {path}: {' '.join(str(exc).split())[:200]}") from None
+    return model.config, list(model.class_names)
+
+
+def _check_pose_backend(args: argparse.Namespace, source_name: str, skeleton: str) -> str:
+    """Configure the backend once in the parent so its errors are immediate; returns its skeleton."""
+    try:
+        from realtime.pose import get_backend
+        from realtime.pose.base import PoseBackendError
+    except ImportError as exc:
+        raise UsageError(f"pose backends are not available: {exc}") from None
+    import numpy as np
+
+    from core.skeletons import convert_keypoints, get_skeleton
+
+    try:
+        backend_cls = get_backend(args.pose)
+        backend = backend_cls.configure(args, source_name)
+    except (PoseBackendError, KeyError, ValueError) as exc:
+        raise UsageError(" ".join(str(exc).strip("'\"").split())) from None
+    try:
+        src = backend.skeleton
+    finally:
+        backend.close()
+    try:
+        get_skeleton(skeleton)
+        j = get_skeleton(src).num_joints
+        convert_keypoints(np.zeros((1, j, 2), np.float32), np.zeros((1, j), np.float32), src, skeleton)
+    except ValueError as exc:
+        raise UsageError(f"the checkpoint expects {skeleton} poses, which pose backend {args.pose!r} "
+                         f"({src}) cannot provide: {exc}") from None
+    return src
+
+
+def make_demo_video(path: Path = DEMO_VIDEO, seconds: float = 6.0, fps: float = 30.0) -> Path:
+    """A short synthetic clip (a filled figure doing jumping jacks on a textured wall), made once."""
+    if path.exists() and path.stat().st_size > 0:
+        return path
+    import cv2
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    w, h = 340, 256
+    tmp = path.with_suffix(".tmp.mp4")
+    writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
+    if not writer.isOpened():
+        raise UsageError(f"cannot write the demo video {path} (OpenCV mp4v writer unavailable)")
+    yy, xx = np.mgrid[0:h, 0:w]
+    wall = np.stack([90 + 30 * np.sin(xx / 9.0), 110 + 20 * np.cos(yy / 7.0), 140 + 25 * np.sin((xx + yy) / 13.0)], -1)
+    wall[h * 3 // 4:] = (70, 90, 80)
+    wall = wall.astype(np.uint8)
+    for i in range(int(seconds * fps)):
+        img = wall.copy()
+        phase = (np.sin(2 * np.pi * i / fps * 1.2) + 1) / 2  # 0 = arms down/legs together, 1 = spread
+        cx, hip_y, shoulder_y = w // 2, 150, 95
+        skin, shirt, trousers = (150, 180, 220), (40, 60, 200), (80, 50, 40)
+        arm = np.deg2rad(20 + 140 * phase)
+        leg = np.deg2rad(4 + 18 * phase)
+        for side in (-1, 1):
+            sx = cx + side * 18
+            elbow = (int(sx + side * 28 * np.sin(arm)), int(shoulder_y + 28 * np.cos(arm)))
+            hand = (int(sx + side * 54 * np.sin(arm)), int(shoulder_y + 54 * np.cos(arm)))
+            cv2.line(img, (sx, shoulder_y), elbow, shirt, 9, cv2.LINE_AA)
+            cv2.line(img, elbow, hand, skin, 7, cv2.LINE_AA)
+            hx = cx + side * 10
+            knee = (int(hx + side * 30 * np.sin(leg)), int(hip_y + 30 * np.cos(leg)))
+            foot = (int(hx + side * 60 * np.sin(leg)), int(hip_y + 60 * np.cos(leg)))
+            cv2.line(img, (hx, hip_y), knee, trousers, 11, cv2.LINE_AA)
+            cv2.line(img, knee, foot, trousers, 10, cv2.LINE_AA)
+        cv2.ellipse(img, (cx, (shoulder_y + hip_y) // 2), (20, (hip_y - shoulder_y) // 2 + 4), 0, 0, 360, shirt, -1, cv2.LINE_AA)
+        cv2.circle(img, (cx, shoulder_y - 20), 13, skin, -1, cv2.LINE_AA)
+        cv2.circle(img, (cx - 5, shoulder_y - 22), 2, (30, 30, 30), -1)
+        cv2.circle(img, (cx + 5, shoulder_y - 22), 2, (30, 30, 30), -1)
+        writer.write(img)
+    writer.release()
+    os.replace(tmp, path)
+    return path
+
+
+def prepare(args: argparse.Namespace):
+    """Validate everything a user can get wrong, in the parent, before any process starts."""
+    from realtime.pipeline import Settings
+    from realtime.sources import SourceError, make_spec, probe
+    from realtime.window import WindowPlan, WindowPlanError
+
+    if args.demo:
+        args.video = str(make_demo_video())
+    if args.camera is None and args.video is None:
+        raise UsageError("give a source: --camera N, --video PATH|URL or --demo")
+    try:
+        spec = make_spec(args.camera, args.video, realtime=args.realtime, reconnect=args.reconnect,
+                         max_frames=args.max_frames)
+        info = probe(spec)
+    except SourceError as exc:
+        raise UsageError(str(exc)) from None
+    if args.realtime and spec.kind != "file":
+        pass  # cameras and streams are live anyway
+    checkpoint = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
+    config, class_names = _load_model_facts(checkpoint)
+    try:
+        WindowPlan.from_config(config, stride=args.stride)
+    except WindowPlanError as exc:
+        raise UsageError(f"checkpoint {checkpoint} cannot be streamed: {exc}") from None
+    _check_pose_backend(args, spec.name, config.skeleton)
+    zmq = None if args.no_zmq else args.zmq
+    if zmq:
+        from realtime.publish import check_endpoint
+
+        try:
+            zmq = check_endpoint(zmq, allow_remote=args.zmq != DEFAULT_ZMQ)
+        except Exception as exc:  # noqa: BLE001
+            raise UsageError(" ".join(str(exc).split())) from None
+    for path in (args.output, args.dump_json if args.dump_json not in (None, "-") else None):
+        if path and not Path(path).resolve().parent.is_dir():
+            raise UsageError(f"output folder does not exist: {Path(path).parent}")
+    if args.output and not str(args.output).lower().endswith((".mp4", ".m4v", ".mov", ".avi")):
+        raise UsageError(f"--output must be a video file name (.mp4), got {args.output}")
+    return Settings(
+        source=spec, info=info, checkpoint=str(checkpoint), model_name=checkpoint.name,
+        config=config.to_dict(), class_names=class_names, args=args, engine=args.engine, pose=args.pose,
+        pose_workers=args.pose_workers, threads=args.threads, stride=args.stride, average=args.average,
+        topk=args.topk, ref_fps=float(args.ref_fps or config.ref_fps), zmq=zmq, topic=args.topic,
+        jsonl=args.dump_json, video_out=args.output, quiet=args.quiet, print_labels=args.demo,
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        settings = prepare(args)
+    except UsageError as exc:
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+    from realtime.pipeline import run
+
+    if not args.quiet:
+        info = settings.info
+        print(f"{PROG}: {settings.source.name} ({info.width}x{info.height} @ {info.fps:.2f} fps"
+              f"{', live' if settings.source.live else ''}) -> {settings.model_name}, pose {settings.pose}"
+              f" x{settings.pose_workers}, engine {settings.engine}", file=sys.stderr, flush=True)
+    start = time.monotonic()
+    result = run(settings)
+    if result.message:
+        print(f"{PROG}: {'error: ' if result.code not in (0, 130, 143) else ''}{result.message}", file=sys.stderr)
+    elif not args.quiet:
+        s = result.summary
+        published = s.get("published", {}).get("messages", 0)
+        frames = s.get("captured", {}).get("frames", 0)
+        print(f"{PROG}: {published} predictions from {frames} frames in {time.monotonic() - start:.1f} s",
+              file=sys.stderr)
+    return result.code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
