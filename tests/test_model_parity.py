@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -175,3 +176,24 @@ def test_import_official_rejects_wrong_dataset(tmp_path, capsys):
     assert import_main([str(src), str(tmp_path / "x.pt"), "--dataset", "ntu"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "classes" in err[0]
+
+
+@pytest.mark.parametrize("fixture_name,preset", RGBPOSE)
+def test_keypoints_to_prediction_end_to_end(fixture_name, preset):
+    """Stored keypoints -> core.posemaps -> model reproduces the official action_prob (the full test path)."""
+    from core.posemaps import render_pose_maps
+
+    fixture = _fixture(fixture_name)
+    ref, inputs = fixture["outputs"], fixture["inputs"]
+    model = _released_model(fixture, preset)
+    c = model.config
+    coords, scores = inputs["pose_coords"].numpy(), inputs["pose_scores"].numpy()
+    b, t = coords.shape[:2]
+    stacks = [render_pose_maps(coords[i], scores[i], c.skeleton, size=c.map_size, top_k=c.top_k_persons,
+                               score_thr=c.score_thr, threshold_mode=c.threshold_mode) for i in range(b)]
+    pose = torch.from_numpy(np.stack(stacks))
+    assert pose.shape == (b, t, *ref["pose_input_shape"][1:])
+    with torch.no_grad():
+        out = model(inputs["video"].float(), pose)
+    _assert_close("action_prob", out.probs, ref["action_prob"], PROB_ATOL)
+    _assert_close("pose_gate", (1 - out.gate).mean((1, 2)), ref["pose_gate"], PROB_ATOL)
