@@ -6,8 +6,9 @@ CPU core instead of materialising a (persons x bones x 56 x 56) tensor:
 
 * heatmaps: ``exp(-a - b) = exp(-a) * exp(-b)``, so each joint's Gaussian is an outer product of a
   row and a column vector, and the sum over persons is a tiny batched matmul;
-* PAFs: a pixel can only belong to a bone inside the bone's bounding box grown by the PAF half-width,
-  so membership is only evaluated in a small window per (person, bone), then scattered with bincount.
+* PAFs: per (person, bone) and per row, only the few columns where the bone rectangle can cross the
+  row are tested (exactly, in float32), then the hits are scattered with ufunc.at;
+  cost grows with the rectangles' area, not with persons x bones x 56 x 56.
 
 Membership is a hard threshold, so a pixel at the edge of a bone's rectangle must be decided exactly
 as the released code decides it. The released arithmetic is float32 with the order
@@ -17,6 +18,8 @@ same order (the x-only and y-only products are separable, which does not change 
 Score thresholds are compared in float32, so a score of exactly float32(0.1) counts as 0.1.
 """
 from __future__ import annotations
+
+import threading
 
 import numpy as np
 
@@ -114,7 +117,8 @@ def _render_heatmaps(coords: np.ndarray, valid: np.ndarray, size: int, sigma: np
 def _render_pafs(coords: np.ndarray, valid: np.ndarray, sk: Skeleton, size: int, width: np.float32,
                  out: np.ndarray, ch0: int) -> None:
     """Mean over contributing persons of each bone's unit vector on its rectangle (|d_perp| <= width,
-    0 <= d <= |bone|), evaluated only in a window around each bone and scattered with bincount."""
+    0 <= d <= |bone|). Only candidate pixels near each bone are tested (per row, where the rectangle
+    can cross it), then scattered with ufunc.at and divided by the per-pixel person count."""
     t, p, j = valid.shape
     nb = sk.num_bones
     bones = np.asarray(sk.bones, dtype=np.int64)
@@ -125,7 +129,7 @@ def _render_pafs(coords: np.ndarray, valid: np.ndarray, sk: Skeleton, size: int,
     ok = valid[:, :, bones[:, 0]] & valid[:, :, bones[:, 1]] & (norm > 0) & np.isfinite(norm)
     if not ok.any():
         return
-    # bounding box of the bone grown by the half-width plus one pixel of slack for rounding
+    # rows the bone's rectangle can touch: its bounding box grown by the half-width (+1 px of slack)
     lo = np.minimum(a, b) - (float(width) + 1.0)
     hi = np.maximum(a, b) + (float(width) + 1.0)
     ok &= np.all((hi >= 0) & (lo <= size - 1), axis=-1)
@@ -133,39 +137,85 @@ def _render_pafs(coords: np.ndarray, valid: np.ndarray, sk: Skeleton, size: int,
     if ti.size == 0:
         return
     a, vec, norm = a[ti, pi, li], vec[ti, pi, li], norm[ti, pi, li]  # (K, 2), (K, 2), (K,)
-    lo = np.clip(np.floor(lo[ti, pi, li]), 0, size - 1).astype(np.int64)
-    hi = np.clip(np.ceil(hi[ti, pi, li]), 0, size - 1).astype(np.int64)
-    extent = hi - lo + 1  # (K, 2) window width, height
-    wx, wy = int(extent[:, 0].max()), int(extent[:, 1].max())
-    ox = np.minimum(lo[:, 0], size - wx)  # windows of one common size, kept inside the grid
-    oy = np.minimum(lo[:, 1], size - wy)
-
     v = vec / norm[:, None]  # float32 division, as the released code
-    vx, vy = v[:, 0:1], v[:, 1:2]
-    xs = (ox[:, None] + np.arange(wx)).astype(np.float32)  # (K, wx)
-    ys = (oy[:, None] + np.arange(wy)).astype(np.float32)  # (K, wy)
-    dxs = xs - a[:, 0:1]
-    dys = ys - a[:, 1:2]
-    d = (vy * dys)[:, :, None] + (vx * dxs)[:, None, :]  # (K, wy, wx), = vx*dx + vy*dy
-    dp = (-vx * dys)[:, :, None] + (vy * dxs)[:, None, :]  # = vy*dx + (-vx)*dy
-    member = (d >= 0) & (d <= norm[:, None, None]) & (np.abs(dp) <= width)
+    ylo = np.clip(np.floor(lo[ti, pi, li, 1]), 0, size - 1).astype(np.int64)
+    yhi = np.clip(np.ceil(hi[ti, pi, li, 1]), 0, size - 1).astype(np.int64)
 
-    # flatnonzero + index arithmetic is ~10x faster than a 3-D nonzero; ufunc.at scatters in float32
-    hit = np.flatnonzero(member)
-    kk, rem = np.divmod(hit, wy * wx)
-    iy, ix = np.divmod(rem, wx)
+    # one entry per (bone, row)
+    rk, y = _ragged(ylo, yhi - ylo + 1)
+    # Candidate columns per row: where the rectangle's two slabs (0 <= d <= L, |d_perp| <= w) cross
+    # the row, in float64 with a tolerance well above float32 rounding, plus one pixel each side.
+    # The exact float32 test below then decides; the candidates are only a superset.
+    v64, a64, n64 = v.astype(np.float64), a.astype(np.float64), norm.astype(np.float64)
+    tol = 4e-6 * (np.abs(a64).sum(axis=1) + n64 + 2 * size + 1.0)
+    vx, vy = v64[rk, 0], v64[rk, 1]
+    dy = y - a64[rk, 1]
+    e = tol[rk]
+    lo1, hi1 = _slab(vx, -vy * dy - e, n64[rk] - vy * dy + e)         # vx*dx + vy*dy in [0, L]
+    lo2, hi2 = _slab(vy, vx * dy - float(width) - e, vx * dy + float(width) + e)  # |vy*dx - vx*dy| <= w
+    xlo = np.maximum(lo1, lo2) + a64[rk, 0]
+    xhi = np.minimum(hi1, hi2) + a64[rk, 0]
+    with np.errstate(invalid="ignore"):
+        clo = np.ceil(np.clip(xlo, -2.0, size + 1.0)) - 1
+        chi = np.floor(np.clip(xhi, -2.0, size + 1.0)) + 1
+    clo = np.maximum(clo, 0).astype(np.int64)
+    chi = np.minimum(chi, size - 1).astype(np.int64)
+    rr, x = _ragged(clo, np.maximum(chi - clo + 1, 0))
+    k = rk[rr]
+    y = y[rr]
+
+    # the released membership test, same float32 roundings in the same order
+    vxf, vyf = v[k, 0], v[k, 1]
+    dxf = x.astype(np.float32) - a[k, 0]
+    dyf = y.astype(np.float32) - a[k, 1]
+    d = vxf * dxf + vyf * dyf
+    dp = np.abs(vyf * dxf + (-vxf) * dyf)
+    hit = np.flatnonzero((d >= 0) & (d <= norm[k]) & (dp <= width))
+    k, pix = k[hit], y[hit] * size + x[hit]
+
+    # scatter: sums and person counts per (frame, bone, pixel), then divide at the touched pixels only
     npix = size * size
-    pix = (oy[kk] + iy) * size + (ox[kk] + ix)
-    cell = (ti[kk] * nb + li[kk]) * npix + pix  # index into (T, B, size*size)
-    count = np.zeros(t * nb * npix, dtype=np.float32)
-    np.add.at(count, cell, np.float32(1))
-    # out is the whole (T, C, size, size) stack; bone l's x channel is ch0 + 2l, its y channel follows
-    flat = out.reshape(-1)
-    chans = out.shape[1]
-    base = (ti[kk] * chans + ch0 + 2 * li[kk]) * npix + pix
-    np.add.at(flat, base, v[kk, 0])
-    np.add.at(flat, base + npix, v[kk, 1])
-    paf = out[:, ch0:].reshape(t, nb, 2, npix)  # a view: channels ch0.. are contiguous per frame
-    assert np.may_share_memory(paf, out), "PAF view of the output was copied"
-    np.maximum(count, np.float32(1), out=count)
-    paf /= count.reshape(t, nb, 1, npix)
+    cell = (ti[k] * nb + li[k]) * npix + pix
+    count = _scratch(t * nb * npix)  # zeros; reused so its pages are not faulted in on every call
+    np.add.at(count, cell, np.ones(cell.size, dtype=np.float32))  # array operand: ufunc.at fast path
+    flat = out.reshape(-1)  # out is the C-contiguous (T, C, size, size) stack
+    assert np.may_share_memory(flat, out), "output stack was copied"
+    bx = (ti[k] * out.shape[1] + ch0 + 2 * li[k]) * npix + pix  # bone l: x at ch0+2l, y at ch0+2l+1
+    by = bx + npix
+    np.add.at(flat, bx, v[k, 0])
+    np.add.at(flat, by, v[k, 1])
+    c = count[cell]
+    count[cell] = 0  # hand the scratch back all-zero
+    flat[bx] = flat[bx] / c
+    flat[by] = flat[by] / c
+
+
+_LOCAL = threading.local()
+
+
+def _scratch(n: int) -> np.ndarray:
+    """A per-thread all-zero float32 buffer of at least ``n`` elements (callers re-zero what they touch)."""
+    buf = getattr(_LOCAL, "count", None)
+    if buf is None or buf.size < n:
+        buf = np.zeros(max(n, 64 * 1024), dtype=np.float32)
+        _LOCAL.count = buf
+    return buf[:n]
+
+
+def _ragged(start: np.ndarray, length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flatten the integer ranges ``[start[i], start[i] + length[i])``: returns (owner i, value)."""
+    owner = np.repeat(np.arange(start.size), length)
+    first = np.cumsum(length) - length
+    return owner, start[owner] + (np.arange(owner.size) - first[owner])
+
+
+def _slab(c: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interval of dx with ``lo <= c * dx <= hi`` (all of R if c == 0 and 0 is inside, else empty)."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p, q = lo / c, hi / c
+    pos = c > 0
+    neg = c < 0
+    inside = (lo <= 0) & (hi >= 0)
+    out_lo = np.where(pos, p, np.where(neg, q, np.where(inside, -np.inf, np.inf)))
+    out_hi = np.where(pos, q, np.where(neg, p, np.where(inside, np.inf, -np.inf)))
+    return out_lo, out_hi
