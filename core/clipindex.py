@@ -115,7 +115,7 @@ def read_clip_index(path: str | os.PathLike, split: str | None = None,
     path = Path(path)
     if not path.is_file():
         raise ClipIndexError(f"{path}: clip index not found")
-    root = path.parent.resolve()
+    root = path.parent.absolute()
     classes: list[str] | None = None
     if check_classes and classes_path_for(path).is_file():
         classes = read_classes(classes_path_for(path))
@@ -159,7 +159,7 @@ def write_clip_index(path: str | os.PathLike, clips: Iterable[Clip],
     """Write an index (atomically) and, if given, ``classes.txt`` beside it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    root = path.parent.resolve()
+    root = path.parent.absolute()
     clips = list(clips)
     if classes is not None:
         for clip in clips:

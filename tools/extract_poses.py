@@ -341,7 +341,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.write_index:
         clips = read_clip_index(args.index)
         for clip in clips:
-            clip.poses = cache_path_for(out_dir, Path(clip.video)).resolve()
+            clip.poses = cache_path_for(out_dir, Path(clip.video)).absolute()
         classes_file = Path(args.index).parent / "classes.txt"
         from core.clipindex import read_classes
 

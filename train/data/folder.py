@@ -38,8 +38,8 @@ def folder_clips(root: str | os.PathLike, split: str = "",
                 continue
             if (item.is_file() and item.suffix.lower() in VIDEO_EXTENSIONS) or _is_frame_folder(item):
                 stem = video_stem(item)
-                clips.append(Clip(video=item.resolve(), label=label, label_name=name,
-                                  poses=None if poses_dir is None else Path(poses_dir).resolve() / f"{stem}.npz",
+                clips.append(Clip(video=item.absolute(), label=label, label_name=name,
+                                  poses=None if poses_dir is None else Path(poses_dir).absolute() / f"{stem}.npz",
                                   split=split))
     if not clips:
         raise DatasetFormatError(f"{root}: no videos found in the class sub-folders")

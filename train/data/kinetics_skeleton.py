@@ -174,9 +174,9 @@ def build_kinetics_skeleton_index(release_dir: str | os.PathLike, split: str, ou
             info = labels[vid]
             video = read_kinetics_skeleton_json(json_dir / f"{vid}.json", width=width, height=height)
             pose_path = save_pose_cache(out_dir / "poses" / split / f"{vid}.npz", video.cache)
-            clips.append(Clip(video=_find_video(vdir, vid, info["label"]).resolve() if vdir else
+            clips.append(Clip(video=_find_video(vdir, vid, info["label"]).absolute() if vdir else
                               out_dir / "videos" / f"{vid}.mp4", label=remap[info["label"]],
-                              label_name=info["label"], poses=pose_path.resolve(), split=split,
+                              label_name=info["label"], poses=pose_path.absolute(), split=split,
                               extra={"video_id": vid, "release_label_index": info["label_index"]}))
             bar.advance(task)
     return write_clip_index(out_dir / f"{split}.jsonl", clips, classes)

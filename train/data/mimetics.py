@@ -116,7 +116,7 @@ def build_mimetics_index(csv_path: str | os.PathLike, classes_path: str | os.Pat
 
 
 def _absolute(clip: Clip) -> Clip:
-    clip.video = Path(clip.video).resolve()
+    clip.video = Path(clip.video).absolute()
     if clip.poses is not None:
-        clip.poses = Path(clip.poses).resolve()
+        clip.poses = Path(clip.poses).absolute()
     return clip

@@ -172,7 +172,7 @@ def ntu_clips(skeleton_dir: str | os.PathLike, videos_dir: str | os.PathLike, po
         if name.action > num_classes:
             continue
         video = videos_dir / f"{sk.stem}_rgb.avi"
-        clips.append(Clip(video=video.resolve(), label=name.label, poses=(poses_dir / f"{video.stem}.npz").resolve(),
+        clips.append(Clip(video=video.absolute(), label=name.label, poses=(poses_dir / f"{video.stem}.npz").absolute(),
                           split=ntu_split(name, protocol),
                           extra={"setup": name.setup, "camera": name.camera, "subject": name.subject,
                                  "replication": name.replication, "action": name.action}))
