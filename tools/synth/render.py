@@ -97,7 +97,7 @@ def render_clip(spec: ClipSpec, draw_figure: bool = True) -> RenderedClip:
             floor_v = h * float(rng.uniform(0.95, 1.05))
             cx = w / 2 + float(rng.uniform(-0.15, 0.15)) * w
     scale = s * zoom
-    cam = Camera(cx=cx - pan_x + _smooth_drift(rng, n, 0.03 * w) - (zoom - 1) * 0,
+    cam = Camera(cx=cx - pan_x + _smooth_drift(rng, n, 0.03 * w),
                  floor_v=floor_v - pan_y + _smooth_drift(rng, n, 0.01 * h), scale=scale)
 
     style = OBJECTS[spec.obj]
