@@ -185,3 +185,6 @@ def test_cli_rejects_bad_input_with_one_line(tmp_path, capsys):
         main(["--out", str(tmp_path / "x"), "--size", "big"])
     assert exc.value.code == 2
     assert "size must look like" in capsys.readouterr().err
+    with pytest.raises(SystemExit):                 # odd sizes would be cropped by the mp4v encoder
+        main(["--out", str(tmp_path / "x"), "--size", "171x128"])
+    assert "must be even" in capsys.readouterr().err

@@ -30,6 +30,8 @@ def _size(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(f"size must look like 160x120, got {text!r}") from None
     if not (32 <= w <= 1920 and 32 <= h <= 1080):
         raise argparse.ArgumentTypeError(f"size {w}x{h} out of range (32x32 .. 1920x1080)")
+    if w % 2 or h % 2:   # the mp4v encoder silently drops an odd last column/row: cache and video would disagree
+        raise argparse.ArgumentTypeError(f"size {w}x{h}: width and height must be even for mp4v (e.g. 170x128)")
     return w, h
 
 

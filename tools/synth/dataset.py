@@ -143,6 +143,8 @@ def _normalise_zip(path: Path) -> None:
 def write_video(path: Path, frames: np.ndarray, fps: float) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     h, w = frames.shape[1:3]
+    if w % 2 or h % 2:
+        raise ValueError(f"{path}: mp4v needs an even frame size, got {w}x{h}")
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (w, h))
     if not writer.isOpened():
         raise OSError(f"cannot open a mp4v video writer for {path}")
