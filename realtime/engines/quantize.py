@@ -1,0 +1,200 @@
+"""INT8 for the ONNX Runtime CPU engine: static quantization calibrated on real clips.
+
+Why static (QDQ, per-channel weights, activations calibrated with MinMax on real inputs) and not dynamic:
+dynamic quantization re-computes activation ranges at run time and, for convolution-heavy networks like
+these ResNets, ONNX Runtime runs it *slower* than fp32 (see docs/model.md, "Reduced precision on CPU").
+Static quantization needs representative inputs: `real_clips` builds them from videos with the same
+sampling, crop and pose-map code as training and the live pipeline (`core.sampling`, `core.preprocess`,
+`core.posemaps`) and MoveNet poses, so the calibrated ranges are those the engine will see live.
+
+    python -m realtime.engines.quantize --checkpoint ckpt.pt --videos a.mp4 b.mp4 --out calib.npz
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import sys
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+
+__all__ = ["Clip", "CalibrationReader", "quantize_int8", "real_clips", "save_clips", "load_clips", "clips_digest"]
+
+Clip = tuple[np.ndarray, np.ndarray]  # rgb (1, T, 3, S, S), pose (1, T_pose, C, S/4, S/4), float32
+
+
+def _reader_base():
+    from onnxruntime.quantization import CalibrationDataReader
+
+    return CalibrationDataReader
+
+
+class CalibrationReader(_reader_base()):  # type: ignore[misc]
+    """Feeds clips one at a time to the calibrator (ONNX Runtime's `CalibrationDataReader` protocol)."""
+
+    def __init__(self, clips: Sequence[Clip], input_names: Sequence[str]) -> None:
+        self.clips = list(clips)
+        self.input_names = list(input_names)
+        self._it = iter(self.clips)
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        clip = next(self._it, None)
+        if clip is None:
+            return None
+        rgb, pose = clip
+        feeds = {"rgb": rgb, "pose": pose}
+        return {name: np.ascontiguousarray(feeds[name], dtype=np.float32) for name in self.input_names}
+
+    def rewind(self) -> None:
+        self._it = iter(self.clips)
+
+
+def clips_digest(clips: Sequence[Clip]) -> str:
+    """Content hash of a calibration set (part of the int8 engine's cache key)."""
+    digest = hashlib.sha256()
+    for rgb, pose in clips:
+        for arr in (rgb, pose):
+            digest.update(str(arr.shape).encode())
+            digest.update(np.ascontiguousarray(arr, dtype=np.float32).tobytes())
+    return digest.hexdigest()
+
+
+def quantize_int8(fp32_path: str | Path, out_path: str | Path, clips: Sequence[Clip],
+                  per_channel: bool = True) -> Path:
+    """Static int8 quantization of an fp32 ONNX model (QDQ, per-channel weights, MinMax calibration).
+
+    The gate/softmax tail stays in float: only Conv/Gemm/MatMul are quantized (the head's softmax and the
+    sigmoid gate are cheap and their outputs are what the user reads).
+    """
+    import onnx
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if not clips:
+        raise ValueError("int8 calibration needs at least one clip")
+    fp32_path, out_path = Path(fp32_path), Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    names = [i.name for i in onnx.load(str(fp32_path), load_external_data=False).graph.input]
+    prepped = out_path.with_name(out_path.name + ".prep.onnx")
+    tmp = out_path.with_name(out_path.name + ".tmp.onnx")
+    try:
+        quant_pre_process(str(fp32_path), str(prepped), skip_symbolic_shape=True)
+        quantize_static(str(prepped), str(tmp), CalibrationReader(clips, names), quant_format=QuantFormat.QDQ,
+                        per_channel=per_channel, activation_type=QuantType.QInt8, weight_type=QuantType.QInt8,
+                        op_types_to_quantize=["Conv", "Gemm", "MatMul"], calibrate_method=CalibrationMethod.MinMax,
+                        extra_options={"ActivationSymmetric": False, "WeightSymmetric": True})
+        tmp.replace(out_path)
+    finally:
+        for p in (prepped, tmp):
+            if p.exists():
+                p.unlink()
+    return out_path
+
+
+def real_clips(config, videos: Iterable[str | Path], clips_per_video: int = 2, pose_model: str | Path | None = None,
+               pose_threads: int = 1) -> list[Clip]:
+    """Test-time clips of real videos: `test_clip_starts` spread over each video, centre crop, MoveNet
+    poses on the original frames converted to the model's skeleton and rendered as in training."""
+    import cv2
+
+    from core.posemaps import render_pose_maps
+    from core.preprocess import CropSpec, apply_crop, crop_transform, frames_to_tensor, keypoints_to_map
+    from core.sampling import clip_indices, test_clip_starts
+    from core.skeletons import convert_keypoints
+    from realtime.pose.movenet import MoveNetBackend, default_model_path
+
+    backend = MoveNetBackend(Path(pose_model) if pose_model else default_model_path(), threads=pose_threads)
+    spec = CropSpec(short_side=config.short_side, crop=config.rgb_size, map_size=config.map_size)
+    clips: list[Clip] = []
+    for video in videos:
+        cap = cv2.VideoCapture(str(video))
+        frames = []
+        while True:
+            ok, frame = cap.read()
+            if not ok:
+                break
+            frames.append(frame)
+        fps = cap.get(cv2.CAP_PROP_FPS) or config.ref_fps
+        cap.release()
+        if not frames:
+            raise ValueError(f"cannot decode any frame of {video}")
+        h, w = frames[0].shape[:2]
+        transform = crop_transform(h, w, spec)
+        pose_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        starts = test_clip_starts(len(frames), fps, config.frames, config.tau, clips_per_video, config.ref_fps)
+        for start in starts:
+            rgb_idx = clip_indices(len(frames), fps, config.frames, config.tau, float(start), config.ref_fps)
+            pose_idx = clip_indices(len(frames), fps, config.pose_frames, config.pose_tau, float(start), config.ref_fps)
+            rgb = frames_to_tensor(np.stack([apply_crop(frames[i], transform) for i in rgb_idx])).numpy()
+            persons = []
+            for i in pose_idx:
+                if i not in pose_cache:
+                    c, s = backend(frames[i], int(i))
+                    c, s = convert_keypoints(c, s, backend.skeleton, config.skeleton)
+                    pose_cache[i] = (keypoints_to_map(c, transform), s)
+                persons.append(pose_cache[i])
+            p = max(1, max(c.shape[0] for c, _ in persons))
+            j = persons[0][0].shape[1]
+            coords = np.zeros((len(persons), p, j, 2), np.float32)
+            scores = np.zeros((len(persons), p, j), np.float32)
+            for t, (c, s) in enumerate(persons):
+                coords[t, : c.shape[0]], scores[t, : s.shape[0]] = c, s
+            maps = render_pose_maps(coords, scores, config.skeleton, size=config.map_size,
+                                    top_k=config.top_k_persons, score_thr=config.score_thr,
+                                    threshold_mode=config.threshold_mode)
+            clips.append((rgb[None].astype(np.float32), maps[None].astype(np.float32)))
+    backend.close()
+    return clips
+
+
+def save_clips(path: str | Path, clips: Sequence[Clip]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, rgb=np.concatenate([c[0] for c in clips]), pose=np.concatenate([c[1] for c in clips]))
+    return path
+
+
+def load_clips(path: str | Path) -> list[Clip]:
+    """Clips saved by `save_clips` (an .npz with `rgb` (N, T, 3, S, S) and `pose` (N, T_pose, C, M, M))."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"calibration file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            rgb, pose = data["rgb"].astype(np.float32), data["pose"].astype(np.float32)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ValueError(f"{path} is not a calibration set (.npz with 'rgb' and 'pose'): {exc}") from None
+    if rgb.ndim != 5 or pose.ndim != 5 or len(rgb) != len(pose) or not len(rgb):
+        raise ValueError(f"{path}: expected rgb (N,T,3,S,S) and pose (N,T,C,M,M) with the same N >= 1")
+    return [(rgb[i : i + 1], pose[i : i + 1]) for i in range(len(rgb))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m realtime.engines.quantize", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="project checkpoint (its config says how to sample)")
+    parser.add_argument("--videos", nargs="+", required=True, help="real videos to calibrate on")
+    parser.add_argument("--clips-per-video", type=int, default=2)
+    parser.add_argument("--pose-model", default=None, help="MoveNet ONNX (default: models/ or $IA_LIVE_POSE_MODEL)")
+    parser.add_argument("--out", required=True, help="calibration set to write (.npz)")
+    args = parser.parse_args(argv)
+    try:
+        from core.checkpoint import read_checkpoint
+        from core.model import ModelConfig
+
+        config = ModelConfig.from_dict(read_checkpoint(args.checkpoint)["config"])
+        for v in args.videos:
+            if not Path(v).is_file():
+                raise ValueError(f"video not found: {v}")
+        clips = real_clips(config, args.videos, args.clips_per_video, args.pose_model)
+        save_clips(args.out, clips)
+    except Exception as exc:  # one line, no traceback (project rule for bad input)
+        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(clips)} clips to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
