@@ -150,6 +150,7 @@ class _Child:
 def _child_entry(role: str, target: Callable, shared: Shared, *args) -> None:
     """Process target wrapper: SIGINT is the parent's business; errors become one-line events."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _name_process(role)
     child = _Child(role, shared)
     try:
         target(child, *args)
@@ -163,6 +164,17 @@ def _child_entry(role: str, target: Callable, shared: Shared, *args) -> None:
             traceback.print_exc()
         child.event("error", (f"{type(exc).__name__}: {_one_line(exc)}", EXIT_FAILED))
         _flush_and_exit(EXIT_FAILED)
+
+
+def _name_process(role: str) -> None:
+    """Show the role in `ps`/`top` (Linux `comm`, 15 bytes): `ia-live:pose0`, `ia-live:infer`, ..."""
+    short = {"publisher": "pub", "inference": "infer", "assembly": "assemble", "capture": "capture"}
+    name = "ia-live:" + short.get(role, role.replace("pose worker ", "pose"))
+    try:
+        with open("/proc/self/comm", "w") as fh:
+            fh.write(name[:15])
+    except OSError:
+        pass
 
 
 def _flush_and_exit(code: int) -> None:

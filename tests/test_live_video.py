@@ -1,0 +1,177 @@
+"""`ia-live --video` end to end on every real video in ../shared, with the real MoveNet pose model.
+
+The number of predictions and each window's frames must follow the shared sampling arithmetic
+(`core.sampling`), i.e. exactly what training and evaluation would sample; runs must be deterministic;
+the ZeroMQ stream must carry the same bytes as the JSON Lines file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from core.sampling import clip_indices, frame_step, windows_for
+from realtime.messages import validate_message
+
+REPO = Path(__file__).resolve().parents[1]
+VIDEO_EXT = (".mp4", ".avi", ".mkv", ".mov")
+
+
+def movenet_model(shared) -> Path:
+    local = REPO / "models" / "movenet_multipose_lightning.onnx"
+    return local if local.exists() else shared("models", "movenet_multipose_lightning.onnx")
+
+
+def make_checkpoint(path: Path, **overrides) -> Path:
+    import torch
+
+    from core.checkpoint import save_checkpoint
+    from core.model import build_model
+
+    torch.manual_seed(0)
+    model = build_model("fast", class_names=[f"action {i}" for i in range(10)], **overrides)
+    return save_checkpoint(path, model)
+
+
+def run_live(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    return subprocess.run([sys.executable, "-m", "realtime.cli", *args], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def decoded_frames(path: Path) -> tuple[int, float]:
+    cap = cv2.VideoCapture(str(path))
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    n = 0
+    while cap.grab():
+        n += 1
+    cap.release()
+    return n, fps
+
+
+def sampled_ticks(num_frames: int, fps: float, tau: float) -> int:
+    """How many frames of a whole file the stream sampler takes: the indices of one long clip from
+    frame 0 (core.sampling's arithmetic, unclamped) that fall inside the file."""
+    count = int(num_frames / (tau * fps / 30.0)) + 3
+    idx = clip_indices(10**9, fps, count, tau, start=0)
+    return int((idx < num_frames).sum())
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def stable(message: dict) -> dict:
+    """The parts of a message that must not change between runs (timing fields do)."""
+    return {k: v for k, v in message.items() if k not in ("wall_time", "latency_ms")}
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    root = tmp_path_factory.mktemp("ckpt")
+    return {
+        # common case, COCO-17 poses as MoveNet gives them
+        "equal": make_checkpoint(root / "equal.pt"),
+        # pose stream twice as dense as RGB (T_pose = 2T, pose_tau = tau/2), OpenPose-18 (converted poses)
+        "dense": make_checkpoint(root / "dense.pt", frames=4, tau=8, pose_frames=8, pose_tau=4, skeleton="openpose18"),
+    }
+
+
+def _shared_videos():
+    from conftest import SHARED
+
+    folder = SHARED / "data" / "videos"
+    return sorted(p.name for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXT) if folder.is_dir() else []
+
+
+@pytest.mark.parametrize("name", _shared_videos() or ["(no ../shared videos)"])
+def test_video_predictions_follow_sampling(name, shared, checkpoints, tmp_path):
+    video = shared("data", "videos", name)
+    model = movenet_model(shared)
+    out = tmp_path / "out.jsonl"
+    proc = run_live(["--video", str(video), "--checkpoint", str(checkpoints["dense"]), "--pose-model", str(model),
+                     "--no-zmq", "--dump-json", str(out), "--quiet", "--average", "2", "--threads", "1"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.strip() == ""
+    messages = read_jsonl(out)
+    for m in messages:
+        validate_message(m)
+    n, fps = decoded_frames(video)
+    ticks = sampled_ticks(n, fps, 4)          # pose stream: tau 4 at ref 30 fps
+    assert len(messages) == windows_for(ticks, 8, 2) > 0
+    assert [m["seq"] for m in messages] == list(range(len(messages)))
+    pose_step = frame_step(fps, 4)
+    for m in messages:
+        # window i is the training clip (core.sampling.clip_indices) starting at tick 2*i of the stream's
+        # time grid (k=2 pose frames per RGB frame, stride 1); starts are fractional for non-integer steps
+        start = 2 * m["seq"] * pose_step
+        assert m["window"]["frames"] == clip_indices(n, fps, 4, 8, start=start).tolist()
+        assert m["frame_index"] == int(clip_indices(n, fps, 8, 4, start=start)[-1])
+        assert m["timestamp"] == pytest.approx(m["frame_index"] / fps, abs=1e-5)
+        assert m["dropped_frames"] == 0 and m["engine"] == "torch" and m["model"] == "dense.pt"
+        assert len(m["topk"]) == 5 and m["topk"][0]["label"].startswith("action ")
+        assert m["appearance_weight"] is not None and 0 <= m["appearance_weight"] <= 1
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_deterministic_and_zmq_matches_jsonl(shared, checkpoints, tmp_path):
+    import zmq
+
+    video = shared("data", "videos", "stgcn_clean_and_jerk.mp4")
+    model = movenet_model(shared)
+    base = ["--video", str(video), "--checkpoint", str(checkpoints["equal"]), "--pose-model", str(model),
+            "--quiet", "--threads", "1", "--max-frames", "150"]
+    first = tmp_path / "first.jsonl"
+    proc = run_live(base + ["--no-zmq", "--dump-json", str(first)])
+    assert proc.returncode == 0, proc.stderr
+
+    port = _free_port()
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"ia.actions")
+    sub.setsockopt(zmq.RCVTIMEO, 500)
+    sub.connect(f"tcp://127.0.0.1:{port}")
+    received: list[list[bytes]] = []
+    done = threading.Event()
+
+    def listen():
+        while not done.is_set():
+            try:
+                received.append(sub.recv_multipart())
+            except zmq.Again:
+                continue
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    second = tmp_path / "second.jsonl"
+    try:
+        proc = run_live(base + ["--zmq", f"tcp://127.0.0.1:{port}", "--dump-json", str(second)])
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        time.sleep(1.0)
+        done.set()
+        listener.join(5)
+        sub.close(0)
+        ctx.term()
+
+    a, b = read_jsonl(first), read_jsonl(second)
+    n, fps = decoded_frames(video)
+    assert len(a) == windows_for(sampled_ticks(min(n, 150), fps, 8), 8, 1) > 0
+    assert [stable(m) for m in a] == [stable(m) for m in b], "two runs on the same file differ"
+    lines = second.read_text().splitlines()
+    assert [topic for topic, _ in received] == [b"ia.actions"] * len(lines)
+    assert [payload.decode() for _, payload in received] == lines
