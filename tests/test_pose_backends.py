@@ -31,11 +31,12 @@ def _frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
     out, i = {}, 0
     wanted = set(indices)
     while len(out) < len(wanted):
-        ok, frame = cap.read()
-        if not ok:
+        if not cap.grab():  # grab without retrieve: skipped frames cost no colour conversion
             break
         if i in wanted:
-            out[i] = frame
+            ok, frame = cap.retrieve()
+            if ok:
+                out[i] = frame
         i += 1
     cap.release()
     assert len(out) == len(wanted), f"could not decode frames {sorted(wanted - set(out))} of {path}"
@@ -265,3 +266,60 @@ def test_file_backend_errors(tmp_path):
     with pytest.raises(PoseBackendError, match="bad.npz") as err:
         get_backend("file").configure(_args("--pose-cache", str(bad)), "clip.mp4")
     assert "\n" not in str(err.value)
+
+
+# ------------------------------------------------------------------------------------------ openpifpaf
+
+@pytest.fixture(scope="module")
+def openpifpaf_checkpoint(tmp_path_factory):
+    """A randomly initialised openpifpaf ShuffleNetV2K16 COCO network saved in the adapter's format."""
+    from realtime.pose import openpifpaf_backend as opp
+
+    try:
+        openpifpaf = opp.import_openpifpaf()
+    except PoseBackendError as exc:
+        pytest.skip(f"openpifpaf backend unavailable: {exc}")
+    import torch
+
+    torch.manual_seed(0)
+    net, _ = openpifpaf.network.Factory(base_name="shufflenetv2k16").factory(head_metas=opp.coco_head_metas(openpifpaf))
+    path = tmp_path_factory.mktemp("openpifpaf") / "random_shufflenetv2k16.pt"
+    opp.save_openpifpaf_checkpoint(path, net)
+    return path, net
+
+
+def test_openpifpaf_adapter_on_a_real_frame(openpifpaf_checkpoint):
+    import torch
+
+    path, net = openpifpaf_checkpoint
+    backend = get_backend("openpifpaf").configure(
+        _args("--pose-checkpoint", str(path), "--pose-long-edge", "257", "--pose-min-score", "0"), "clip.mp4")
+    assert backend.skeleton == "coco17"
+    frame = next(iter(_frames(shared_path("data", "videos", "stgcn_tai_chi.mp4"), [60]).values()))
+    coords, scores = backend(frame, 60)
+    assert coords.dtype == np.float32 and scores.dtype == np.float32
+    assert coords.ndim == 3 and coords.shape[1:] == (17, 2) and scores.shape == coords.shape[:2]
+    # The predictor really runs the checkpoint's weights (random here), not a fresh initialisation.
+    loaded = backend._predictor.model_cpu.state_dict()
+    for key, value in net.state_dict().items():
+        assert torch.equal(loaded[key], value), key
+    clone = pickle.loads(pickle.dumps(backend))  # workers get it pickled, without the predictor
+    assert clone._predictor is None
+    assert clone(frame, 60)[0].shape == coords.shape
+    backend.close()
+
+
+def test_openpifpaf_refuses_pickled_modules_and_foreign_files(openpifpaf_checkpoint, tmp_path):
+    import torch
+
+    path, net = openpifpaf_checkpoint
+    with pytest.raises(PoseBackendError, match="needs --pose-checkpoint"):
+        get_backend("openpifpaf").configure(_args(), "clip.mp4")
+    pickled = tmp_path / "released_style.pkl"
+    torch.save({"model": net, "epoch": 0}, pickled)  # how openpifpaf's releases store networks
+    with pytest.raises(PoseBackendError, match="must be converted first"):
+        get_backend("openpifpaf").configure(_args("--pose-checkpoint", str(pickled)), "clip.mp4")
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"state_dict": {}}, foreign)
+    with pytest.raises(PoseBackendError, match="is not an ia-live/openpifpaf-1 checkpoint"):
+        get_backend("openpifpaf").configure(_args("--pose-checkpoint", str(foreign)), "clip.mp4")

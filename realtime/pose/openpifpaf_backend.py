@@ -23,9 +23,46 @@ DATASET = "cocokp"  # COCO-17 person keypoints: the only head layout this adapte
 NUM_JOINTS = 17
 
 
+# Schemas of the torchvision ops that torchvision 0.28's import registers "fake" kernels for without
+# checking that its C++ extension loaded (torchvision/_meta_registrations.py). Declared only when that
+# extension cannot load (PyPI's torchvision is a CUDA build; against the CPU torch its _C.so fails).
+_TORCHVISION_OP_SCHEMAS = {
+    "nms": "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+    "qnms": "(Tensor dets, Tensor scores, float iou_threshold) -> Tensor",
+}
+
+
+def _import_torchvision_without_ops() -> None:
+    """Import torchvision's pure-Python parts even when its C++ ops do not load.
+
+    openpifpaf's COCO keypoint path uses only torchvision's transforms and ``channel_shuffle``; the
+    C++ ops (NMS, RoI ops) serve its detection decoder, which this backend never uses. Torchvision
+    0.28 fails to import at all without its ops, so the two op schemas its import touches are
+    declared here (without kernels: calling them still raises). A torchvision whose ops load is
+    imported untouched.
+    """
+    import sys
+
+    import torch
+
+    for _ in range(len(_TORCHVISION_OP_SCHEMAS) + 1):
+        try:
+            import torchvision  # noqa: F401
+            return
+        except RuntimeError as exc:
+            missing = [op for op in _TORCHVISION_OP_SCHEMAS if f"torchvision::{op} does not exist" in str(exc)]
+            if not missing:
+                raise
+            for name in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+                del sys.modules[name]
+            for op in missing:
+                torch.library.define(f"torchvision::{op}", _TORCHVISION_OP_SCHEMAS[op])
+
+
 def import_openpifpaf():
     """The openpifpaf module, or a one-line `PoseBackendError` saying how to install it."""
     try:
+        _import_torchvision_without_ops()
         import openpifpaf
     except Exception as exc:  # ImportError, or torchvision/C++-extension errors raised while importing
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
