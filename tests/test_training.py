@@ -230,3 +230,27 @@ def test_stage_cli_bad_input_is_one_line(tmp_path):
                            "--pose", str(tmp_path / "nope.pt"), "--index", str(tmp_path / "missing.jsonl"),
                            "--out", str(tmp_path / "o")], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+@pytest.mark.timeout(300)
+def test_smoke_experiment_rows(tmp_path):
+    """CI: the whole Table 4/6/7 pipeline on the `smoke` synthetic benchmark (structure only, not the pattern)."""
+    proc = subprocess.run([sys.executable, "-m", "train.experiment", "--preset", "smoke", "--data",
+                           str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--seed", "0", "--quiet"],
+                          cwd=REPO, capture_output=True, text=True, timeout=290)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    rows = json.loads((tmp_path / "run" / "results.json").read_text())
+    methods = [r["method"] for r in rows]
+    assert len(rows) == 10 and len(set(methods)) == 10
+    assert {"appearance-only model", "pose-only model", "feature fuse", "score average"} <= set(methods)
+    assert sorted(r["lambda"] for r in rows if r["gate_driver"] == "pose") == [0.0, 1.5, 5.0]
+    assert {r["gate_driver"] for r in rows if r["lambda"] == 1.5} == {"pose", "appearance", "both"}
+    for row in rows:
+        assert set(row) == {"method", "lambda", "gate_driver", "in_context", "out_of_context"}
+        for split in ("in_context", "out_of_context"):
+            for k in ("top1", "top5"):
+                value = row[split][k]
+                assert isinstance(value, (int, float)) and 0.0 <= value <= 100.0
+            assert row[split]["top5"] >= row[split]["top1"]
+    assert "| IntegralAction (ours) | 1.5 | pose |" in (tmp_path / "run" / "results.md").read_text()
+    assert load_checkpoint(tmp_path / "run" / "stage2_integral_l1.5" / "checkpoint.pt").config.variant == "integral"
