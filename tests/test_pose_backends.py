@@ -323,3 +323,15 @@ def test_openpifpaf_refuses_pickled_modules_and_foreign_files(openpifpaf_checkpo
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(PoseBackendError, match="is not an ia-live/openpifpaf-1 checkpoint"):
         get_backend("openpifpaf").configure(_args("--pose-checkpoint", str(foreign)), "clip.mp4")
+
+
+def test_each_backend_cli_stands_alone_and_together():
+    """Tools that register one backend (tools.extract_poses) get the shared flags; all together do not clash."""
+    for name in BACKENDS:
+        parser = argparse.ArgumentParser()
+        get_backend(name).cli(parser)
+        get_backend(name).cli(argparse.ArgumentParser())
+        if name != "file":
+            args = parser.parse_args(["--pose-threads", "2", "--pose-min-score", "0.5"])
+            assert args.pose_threads == 2 and args.pose_min_score == 0.5
+    assert _args("--pose-threads", "3").pose_threads == 3

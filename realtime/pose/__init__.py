@@ -35,7 +35,7 @@ def get_backend(name: str) -> type[PoseBackend]:
 
 
 def add_cli(parser: argparse.ArgumentParser) -> None:
-    """Add the shared ``--pose-*`` flags, then every registered backend's own (the pipeline owns ``--pose``)."""
+    """Add every registered backend's flags, the shared ones once (the pipeline owns ``--pose``)."""
     add_common_cli(parser)
     for name in BACKENDS:
         get_backend(name).cli(parser)

@@ -52,8 +52,11 @@ class PoseBackend(abc.ABC):
 
 
 def add_common_cli(parser: argparse.ArgumentParser) -> None:
-    """Flags every estimator shares (registered once, so backends never clash over them)."""
-    group = parser.add_argument_group("pose backends (common)")
+    """Flags the estimators share. Idempotent: every estimator's ``cli`` calls it, so a tool that
+    registers a single backend gets them too, and registering all backends never clashes."""
+    if "--pose-threads" in parser._option_string_actions:  # argparse keeps no public lookup
+        return
+    group = parser.add_argument_group("pose estimators (common)")
     group.add_argument("--pose-min-score", type=float, default=0.2, metavar="S",
                        help="drop persons whose person score is below S (default: 0.2)")
     group.add_argument("--pose-threads", type=int, default=1, metavar="N",

@@ -15,7 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from realtime.pose.base import PoseBackend, PoseBackendError, check_frame, empty_result
+from realtime.pose.base import PoseBackend, PoseBackendError, add_common_cli, check_frame, empty_result
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 MODEL_FILE = "movenet_multipose_lightning.onnx"
@@ -106,6 +106,7 @@ class MoveNetBackend(PoseBackend):
 
     @classmethod
     def cli(cls, parser: argparse.ArgumentParser) -> None:
+        add_common_cli(parser)
         group = parser.add_argument_group("movenet pose backend")
         group.add_argument("--pose-model", default=None, metavar="PATH",
                            help=f"MoveNet MultiPose ONNX file (default: ${MODEL_ENV} or models/{MODEL_FILE})")

@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from realtime.pose.base import PoseBackend, PoseBackendError, check_frame, empty_result
+from realtime.pose.base import PoseBackend, PoseBackendError, add_common_cli, check_frame, empty_result
 
 CHECKPOINT_FORMAT = "ia-live/openpifpaf-1"
 DATASET = "cocokp"  # COCO-17 person keypoints: the only head layout this adapter accepts
@@ -147,6 +147,7 @@ class OpenPifPafBackend(PoseBackend):
 
     @classmethod
     def cli(cls, parser: argparse.ArgumentParser) -> None:
+        add_common_cli(parser)
         group = parser.add_argument_group("openpifpaf pose backend (optional extra)")
         group.add_argument("--pose-checkpoint", default=None, metavar="PATH",
                            help=f"openpifpaf weights in the {CHECKPOINT_FORMAT} format (see docs/pose_backends.md)")
