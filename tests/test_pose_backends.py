@@ -309,6 +309,27 @@ def test_openpifpaf_adapter_on_a_real_frame(openpifpaf_checkpoint):
     backend.close()
 
 
+def test_openpifpaf_annotations_become_contract_arrays(openpifpaf_checkpoint):
+    """With random weights a real frame yields no person, so the non-empty conversion is checked here on
+    genuine openpifpaf Annotation objects (what Predictor.numpy_image returns)."""
+    import openpifpaf
+    from openpifpaf.plugins.coco.constants import COCO_KEYPOINTS, COCO_PERSON_SKELETON
+
+    from realtime.pose.openpifpaf_backend import annotations_to_arrays
+
+    rng = np.random.default_rng(1)
+    anns = []
+    for conf in (0.3, 0.9, 0.05):
+        data = np.concatenate([rng.uniform(0, 300, (17, 2)), np.full((17, 1), conf)], axis=1)
+        anns.append(openpifpaf.Annotation(COCO_KEYPOINTS, COCO_PERSON_SKELETON).set(data))
+    coords, scores = annotations_to_arrays(anns, min_score=0.1)
+    assert coords.shape == (2, 17, 2) and scores.shape == (2, 17)
+    assert coords.dtype == np.float32 and scores.dtype == np.float32
+    np.testing.assert_allclose(coords[0], anns[1].data[:, :2], rtol=1e-6)  # most confident first
+    np.testing.assert_allclose(scores[1], 0.3, rtol=1e-6)
+    assert annotations_to_arrays([], 0.1)[0].shape == (0, 17, 2)
+
+
 def test_openpifpaf_refuses_pickled_modules_and_foreign_files(openpifpaf_checkpoint, tmp_path):
     import torch
 

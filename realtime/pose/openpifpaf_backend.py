@@ -59,10 +59,28 @@ def _import_torchvision_without_ops() -> None:
                 torch.library.define(f"torchvision::{op}", _TORCHVISION_OP_SCHEMAS[op])
 
 
+def _restore_matplotlib_get_cmap() -> None:
+    """openpifpaf 0.13 calls ``matplotlib.cm.get_cmap`` at import time (its visualizers), which
+    matplotlib 3.9 removed; the project's dev/train extras install a current matplotlib. Put back the
+    equivalent (``matplotlib.colormaps``) so the import works; without matplotlib openpifpaf skips it."""
+    try:
+        import matplotlib
+        import matplotlib.cm
+    except ImportError:
+        return
+    if not hasattr(matplotlib.cm, "get_cmap"):
+        def get_cmap(name=None, lut=None):
+            cmap = matplotlib.colormaps.get_cmap(name)
+            return cmap if lut is None else cmap.resampled(lut)
+
+        matplotlib.cm.get_cmap = get_cmap
+
+
 def import_openpifpaf():
     """The openpifpaf module, or a one-line `PoseBackendError` saying how to install it."""
     try:
         _import_torchvision_without_ops()
+        _restore_matplotlib_get_cmap()
         import openpifpaf
     except Exception as exc:  # ImportError, or torchvision/C++-extension errors raised while importing
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
@@ -118,6 +136,17 @@ def load_openpifpaf_checkpoint(path: Path) -> dict:
     if ckpt.get("dataset") != DATASET or not isinstance(ckpt.get("state_dict"), dict):
         raise PoseBackendError(f"{path}: expected {DATASET} heads and a state_dict")
     return ckpt
+
+
+def annotations_to_arrays(annotations: list, min_score: float) -> tuple[np.ndarray, np.ndarray]:
+    """openpifpaf annotations (``.data`` (17, 3) x, y, confidence in frame pixels, ``.score``) ->
+    the contract's coords (P, 17, 2) and scores (P, 17), best person first, weak persons dropped."""
+    people = [a for a in annotations if float(a.score) >= min_score and np.shape(a.data) == (NUM_JOINTS, 3)]
+    if not people:
+        return empty_result(NUM_JOINTS)
+    people.sort(key=lambda a: -float(a.score))
+    data = np.stack([np.asarray(a.data, np.float32) for a in people])
+    return np.ascontiguousarray(data[..., :2]), np.ascontiguousarray(data[..., 2])
 
 
 class OpenPifPafBackend(PoseBackend):
@@ -199,12 +228,7 @@ class OpenPifPafBackend(PoseBackend):
         check_frame(frame_bgr)
         predictor = self._open()
         annotations, _, _ = predictor.numpy_image(np.ascontiguousarray(frame_bgr[:, :, ::-1]))
-        people = [a for a in annotations if float(a.score) >= self.min_score and a.data.shape[0] == NUM_JOINTS]
-        if not people:
-            return empty_result(NUM_JOINTS)
-        people.sort(key=lambda a: -float(a.score))
-        data = np.stack([np.asarray(a.data, np.float32) for a in people])  # (P, 17, 3): x, y, confidence
-        return np.ascontiguousarray(data[..., :2]), np.ascontiguousarray(data[..., 2])
+        return annotations_to_arrays(annotations, self.min_score)
 
     def close(self) -> None:
         self._predictor = None
