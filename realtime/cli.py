@@ -272,6 +272,22 @@ def prepare(args: argparse.Namespace):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run `ia-live`; returns the exit code. Invoked as a program (`argv` None) it ends the process
+    with `os._exit` once the pipeline is down: every child is joined and every shared-memory segment
+    unlinked by then, and the interpreter's own teardown of torch/onnxruntime would add 1-2 s to
+    every Ctrl-C."""
+    code = _main(argv)
+    if argv is None:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001
+                pass
+        os._exit(code)
+    return code
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -168,7 +168,7 @@ def _child_entry(role: str, target: Callable, shared: Shared, *args) -> None:
 
 def _name_process(role: str) -> None:
     """Show the role in `ps`/`top` (Linux `comm`, 15 bytes): `ia-live:pose0`, `ia-live:infer`, ..."""
-    short = {"publisher": "pub", "inference": "infer", "assembly": "assemble", "capture": "capture"}
+    short = {"publisher": "pub", "inference": "infer", "assembly": "asm", "capture": "capture"}
     name = "ia-live:" + short.get(role, role.replace("pose worker ", "pose"))
     try:
         with open("/proc/self/comm", "w") as fh:
@@ -737,9 +737,12 @@ def _supervise(s: Settings, shared: Shared, procs, flag: _SignalFlag, summary: d
 def _teardown(procs, shared: Shared | None) -> None:
     if shared is not None:
         shared.stop.set()
-    deadline = time.monotonic() + STOP_GRACE_S
-    for _, proc in procs:
+    t0 = time.monotonic()
+    deadline = t0 + STOP_GRACE_S
+    for role, proc in procs:
         proc.join(max(0.0, deadline - time.monotonic()))
+        if os.environ.get("IA_LIVE_DEBUG"):
+            print(f"[teardown] {role} exit={proc.exitcode} at {time.monotonic() - t0:.3f}s", file=sys.stderr)
     for _, proc in procs:
         if proc.is_alive():
             proc.terminate()
