@@ -54,8 +54,9 @@ class Letterbox:
 
     def apply(self, frame_bgr: np.ndarray) -> np.ndarray:
         """RGB int32 NHWC input: frame resized into the top-left corner, zero padding elsewhere."""
-        interp = cv2.INTER_AREA if self.scale_x < 1 else cv2.INTER_LINEAR
-        resized = cv2.resize(frame_bgr, (self.resized_w, self.resized_h), interpolation=interp)
+        # Bilinear without anti-aliasing, as TF's resize_with_pad in MoveNet's reference usage; on a
+        # 1080p frame it costs ~0.1 ms where INTER_AREA costs ~9 ms, for the same accuracy on the NTU check.
+        resized = cv2.resize(frame_bgr, (self.resized_w, self.resized_h), interpolation=cv2.INTER_LINEAR)
         canvas = np.zeros((1, self.input_h, self.input_w, 3), np.int32)
         canvas[0, : self.resized_h, : self.resized_w] = resized[:, :, ::-1]
         return canvas
