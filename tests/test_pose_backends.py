@@ -259,8 +259,9 @@ def test_file_backend_errors(tmp_path):
         get_backend("file").configure(_args("--pose-cache", str(tmp_path / "x.npz")), "clip.mp4")
     with pytest.raises(PoseBackendError, match="expected other.npz"):
         get_backend("file").configure(_args("--pose-cache", str(tmp_path)), "/v/other.mp4")
-    with pytest.raises(PoseBackendError, match="needs a video file source"):
-        get_backend("file").configure(_args("--pose-cache", str(tmp_path)), "0")
+    for live in ("0", "camera:0", "rtsp://127.0.0.1/x"):
+        with pytest.raises(PoseBackendError, match="needs a video file source"):
+            get_backend("file").configure(_args("--pose-cache", str(tmp_path)), live)
     bad = tmp_path / "bad.npz"
     bad.write_bytes(b"garbage")
     with pytest.raises(PoseBackendError, match="bad.npz") as err:

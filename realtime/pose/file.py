@@ -17,7 +17,8 @@ def resolve_cache_path(cache: Path, source_name: str) -> Path:
     """A .npz file as given, or ``<dir>/<video stem>.npz`` for a directory of caches."""
     if cache.is_dir():
         stem = Path(source_name).stem if source_name else ""
-        if not stem or source_name.isdigit() or "://" in source_name:
+        live = source_name.isdigit() or source_name.startswith("camera:") or "://" in source_name
+        if not stem or live:  # realtime.sources names cameras "camera:N"; streams are URLs
             raise PoseBackendError(
                 f"--pose-cache {cache} is a directory, which needs a video file source to pick "
                 f"<video stem>.npz (source: {source_name or 'none'})"
