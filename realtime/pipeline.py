@@ -717,6 +717,9 @@ def _supervise(s: Settings, shared: Shared, procs, flag: _SignalFlag, summary: d
                              "interrupted" if sig == signal.SIGINT else "terminated", summary)
         if not shared.go.is_set() and len(ready) == len(procs):
             shared.go.set()
+            summary["go_time"] = time.time()
+            if on_event is not None:
+                on_event("go", "pipeline", summary["go_time"])
         for role, proc in procs:
             if role in finished or proc.exitcode is None:
                 continue

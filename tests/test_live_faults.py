@@ -153,7 +153,7 @@ def test_incompatible_checkpoint_skeleton(tmp_path, shared):
 def _start(shared, checkpoint: Path, out: Path) -> subprocess.Popen:
     video = shared("data", "videos", "stgcn_tai_chi.mp4")
     args = ["--video", str(video), "--realtime", "--checkpoint", str(checkpoint), "--pose-model",
-            str(_pose_model(shared)), "--no-zmq", "--dump-json", str(out), "--quiet", "--threads", "1"]
+            str(_pose_model(shared)), "--no-zmq", "--dump-json", str(out), "--quiet", "--threads", "1", "--engine", "torch"]
     return subprocess.Popen(_cmd(args), cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 

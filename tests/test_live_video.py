@@ -99,7 +99,8 @@ def test_video_predictions_follow_sampling(name, shared, checkpoints, tmp_path):
     model = movenet_model(shared)
     out = tmp_path / "out.jsonl"
     proc = run_live(["--video", str(video), "--checkpoint", str(checkpoints["dense"]), "--pose-model", str(model),
-                     "--no-zmq", "--dump-json", str(out), "--quiet", "--average", "2", "--threads", "1"])
+                     "--no-zmq", "--dump-json", str(out), "--quiet", "--average", "2", "--threads", "1",
+                     "--engine", "torch"])
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr.strip() == ""
     messages = read_jsonl(out)
@@ -134,7 +135,7 @@ def test_deterministic_and_zmq_matches_jsonl(shared, checkpoints, tmp_path):
     video = shared("data", "videos", "stgcn_clean_and_jerk.mp4")
     model = movenet_model(shared)
     base = ["--video", str(video), "--checkpoint", str(checkpoints["equal"]), "--pose-model", str(model),
-            "--quiet", "--threads", "1", "--max-frames", "150"]
+            "--quiet", "--threads", "1", "--max-frames", "150", "--engine", "torch"]
     first = tmp_path / "first.jsonl"
     proc = run_live(base + ["--no-zmq", "--dump-json", str(first)])
     assert proc.returncode == 0, proc.stderr
