@@ -57,6 +57,9 @@ def save_checkpoint(path: str | os.PathLike, model: IntegralAction, class_names:
     os.close(fd)
     try:
         torch.save(payload, tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a checkpoint is an ordinary shareable file
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
