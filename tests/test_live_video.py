@@ -176,3 +176,26 @@ def test_deterministic_and_zmq_matches_jsonl(shared, checkpoints, tmp_path):
     lines = second.read_text().splitlines()
     assert [topic for topic, _ in received] == [b"ia.actions"] * len(lines)
     assert [payload.decode() for _, payload in received] == lines
+
+
+def test_realtime_overload_drops_instead_of_lagging(shared, checkpoints, tmp_path):
+    """A paced file sampled far more densely than the pipeline can process (--ref-fps 240: every frame
+    is sampled): frames are dropped and stale windows skipped, and latency stays bounded instead of
+    growing with the backlog as it would with back-pressure."""
+    video = shared("data", "videos", "stgcn_tai_chi.mp4")
+    out = tmp_path / "rt.jsonl"
+    proc = run_live(["--video", str(video), "--realtime", "--ref-fps", "240", "--max-frames", "240",
+                     "--checkpoint", str(checkpoints["equal"]), "--pose-model", str(movenet_model(shared)),
+                     "--no-zmq", "--dump-json", str(out), "--quiet", "--threads", "1", "--engine", "torch"])
+    assert proc.returncode == 0, proc.stderr
+    messages = read_jsonl(out)
+    assert messages, "no prediction at all"
+    for m in messages:
+        validate_message(m)
+    drops = [m["dropped_frames"] for m in messages]
+    assert drops == sorted(drops)
+    # every frame is a sampling target: 240 frames would give 233 windows without any loss
+    assert drops[-1] > 0 or len(messages) < windows_for(240, 8, 1)
+    # a backlog of 8 s of video would show up as multi-second latency at the end of the run
+    tail = [m["latency_ms"]["capture_to_publish"] for m in messages[-5:]]
+    assert max(tail) < 4000, tail
