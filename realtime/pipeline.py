@@ -684,6 +684,23 @@ def run(s: Settings, on_event: Callable[[str, str, Any], None] | None = None) ->
             ring.close()
             ring.unlink()
         flag.restore()
+        _release_sync_objects(procs)
+
+
+def _release_sync_objects(procs: list) -> None:
+    """Let the named semaphores behind Events/Values/Queues be unlinked now, not at interpreter exit.
+
+    With the spawn context each is a named POSIX semaphore (/dev/shm/sem.mp-*), unlinked by a finalizer
+    when garbage collected. `multiprocessing` keeps joined Process objects (and through their args our
+    `Shared`) until its next cleanup; dropping them here means a caller that exits with `os._exit`
+    leaks nothing and the resource tracker has nothing to warn about.
+    """
+    import gc
+    import multiprocessing as mp
+
+    procs.clear()
+    mp.active_children()  # forgets joined children
+    gc.collect()
 
 
 def _supervise(s: Settings, shared: Shared, procs, flag: _SignalFlag, summary: dict, on_event) -> RunResult:
