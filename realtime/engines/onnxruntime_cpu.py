@@ -33,7 +33,9 @@ def onnx_cache_path(model: torch.nn.Module, checkpoint_path: str | os.PathLike |
                     calibration_digest: str | None = None) -> Path:
     key = f"{model_digest(model, checkpoint_path)}-{shape_key(model)}-opset{OPSET}-torch{torch.__version__.split('+')[0]}"
     if calibration_digest is not None:
-        key += f"-int8-cal{calibration_digest[:16]}"
+        from realtime.engines.quantize import RECIPE
+
+        key += f"-int8-{RECIPE}-cal{calibration_digest[:16]}"
     return directory / f"{key}.onnx"
 
 
