@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
             elif mode != "file":
                 raise SystemExit(f"bench live: unknown mode {mode!r} (file, realtime)")
             with console.status(f"running ia-live ({mode} mode) on {video.name} ..."):
-                results[mode] = _one_run(argv, jsonl)
+                results[mode] = {"mode": mode, **_one_run(argv, jsonl)}
 
     table = Table(title=f"ia-live on {video.name} ({ckpt_desc}, {os.cpu_count()} CPUs)")
     table.add_column("metric")
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
             ("predictions", lambda r: str(r["predictions"])), ("dropped frames", lambda r: str(r["dropped"])),
             ("skipped windows", lambda r: str(r["skipped_windows"])),
             ("start-up s", lambda r: f"{r['startup_s']:.1f}"),
-            ("real-time factor", lambda r: f"{r['rtf']:.2f}")]
+            ("real-time factor", lambda r: f"{r['rtf']:.2f}" if r["mode"] == "file" else "paced")]
     rows += [(f"{stage} p50 / p95 ms", lambda r, s=stage: "{:.0f} / {:.0f}".format(*r["latency_ms"][s])) for stage in STAGES]
     for label, fn in rows:
         table.add_row(label, *(fn(r) for r in results.values()))
