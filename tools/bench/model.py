@@ -73,7 +73,7 @@ def measure(preset: str, repeats: int, warmup: int, threads: int, workdir: Path)
     c = model.config
     return {"preset": preset, "streams": f"R{c.appearance_depth} x{c.frames} / R{c.pose_depth} x{c.pose_frames}"
             if c.uses_appearance and c.uses_pose else c.variant,
-            "input": f"{c.rgb_size}px rgb, {c.num_pose_channels}x{c.map_size}px pose",
+            "input": f"rgb {c.rgb_size}px, pose {c.num_pose_channels}ch {c.map_size}px",
             "params_m": params / 1e6, "gflops": flops / 1e9, "torch_ms": torch_ms, "onnxruntime_ms": ort_ms,
             "speedup": torch_ms / ort_ms}
 
@@ -106,7 +106,7 @@ def run(args: argparse.Namespace) -> int:
     for r in rows:
         table.add_row(r["preset"], r["streams"], r["input"], f"{r['params_m']:.2f}", f"{r['gflops']:.1f}",
                       f"{r['torch_ms']:.0f}", f"{r['onnxruntime_ms']:.0f}", f"{r['speedup']:.2f}x")
-    Console().print(table)
+    Console(width=max(Console().width, 130)).print(table)
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1))
     return 0
