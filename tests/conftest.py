@@ -21,3 +21,16 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def shared():
     return shared_path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _isolated_engine_cache(tmp_path_factory):
+    """Compiled-engine caches (ONNX exports) go to a per-run temp folder, never the user's ~/.cache;
+    the variable is inherited by the `ia-live` subprocesses the tests start."""
+    previous = os.environ.get("IA_LIVE_CACHE")
+    os.environ["IA_LIVE_CACHE"] = str(tmp_path_factory.mktemp("ia_live_cache"))
+    yield
+    if previous is None:
+        os.environ.pop("IA_LIVE_CACHE", None)
+    else:
+        os.environ["IA_LIVE_CACHE"] = previous
