@@ -221,6 +221,8 @@ def _capture(child: _Child, s: Settings) -> None:
     live = s.source.live
     source = FrameSource(s.source, s.info, stop=lambda: sh.stop.is_set())
     source.open()
+    for slot in range(raw.slots):  # capture is the only taker of raw slots: it fills the free list
+        sh.free_raw.put(slot)
     child.event("ready")
     child.wait_until(sh.go.is_set, 0.01)
     tick = 0
@@ -356,6 +358,8 @@ def _assemble(child: _Child, s: Settings) -> None:
     window_no = 0
     skipped = 0
     inv255 = np.float32(255.0)
+    for slot in range(win_rgb.slots):  # assembly is the only taker of window slots
+        sh.free_win.put(slot)
     child.event("ready")
     try:
         while total_ticks is None or tracker.complete_through + 1 < total_ticks:
@@ -661,10 +665,6 @@ def run(s: Settings, on_event: Callable[[str, str, Any], None] | None = None) ->
             ring = ShmRing.create(unique_name(prefix, name), slots, shape, dtype)
             rings.append(ring)
             shared.rings[name] = ring.spec
-        for i in range(shared.rings["raw"].slots):
-            shared.free_raw.put(i)
-        for i in range(WINDOW_SLOTS):
-            shared.free_win.put(i)
 
         roles: list[tuple[str, Callable, tuple]] = [("publisher", _publish, (s,)), ("inference", _infer, (s,)),
                                                    ("assembly", _assemble, (s,))]
@@ -693,7 +693,9 @@ def _release_sync_objects(procs: list) -> None:
     With the spawn context each is a named POSIX semaphore (/dev/shm/sem.mp-*), unlinked by a finalizer
     when garbage collected. `multiprocessing` keeps joined Process objects (and through their args our
     `Shared`) until its next cleanup; dropping them here means a caller that exits with `os._exit`
-    leaks nothing and the resource tracker has nothing to warn about.
+    leaks nothing and the resource tracker has nothing to warn about. (The parent never `put`s on a
+    data queue - the children fill the free-slot lists - because a queue's feeder thread would keep two
+    semaphores alive past this point.)
     """
     import gc
     import multiprocessing as mp
