@@ -240,8 +240,6 @@ def prepare(args: argparse.Namespace):
         info = probe(spec)
     except SourceError as exc:
         raise UsageError(str(exc)) from None
-    if args.realtime and spec.kind != "file":
-        pass  # cameras and streams are live anyway
     checkpoint = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
     config, class_names = _load_model_facts(checkpoint)
     try:
@@ -250,11 +248,12 @@ def prepare(args: argparse.Namespace):
         raise UsageError(f"checkpoint {checkpoint} cannot be streamed: {exc}") from None
     _check_pose_backend(args, spec.name, config.skeleton)
     zmq = None if args.no_zmq else args.zmq
+    allow_remote = args.zmq != DEFAULT_ZMQ  # a non-loopback bind only when the user typed it
     if zmq:
         from realtime.publish import check_endpoint
 
         try:
-            zmq = check_endpoint(zmq, allow_remote=args.zmq != DEFAULT_ZMQ)
+            zmq = check_endpoint(zmq, allow_remote=allow_remote)
         except Exception as exc:  # noqa: BLE001
             raise UsageError(" ".join(str(exc).split())) from None
     for path in (args.output, args.dump_json if args.dump_json not in (None, "-") else None):
@@ -266,7 +265,8 @@ def prepare(args: argparse.Namespace):
         source=spec, info=info, checkpoint=str(checkpoint), model_name=checkpoint.name,
         config=config.to_dict(), class_names=class_names, args=args, engine=args.engine, pose=args.pose,
         pose_workers=args.pose_workers, threads=args.threads, stride=args.stride, average=args.average,
-        topk=args.topk, ref_fps=float(args.ref_fps or config.ref_fps), zmq=zmq, topic=args.topic,
+        topk=args.topk, ref_fps=float(args.ref_fps or config.ref_fps), zmq=zmq,
+        zmq_allow_remote=allow_remote, topic=args.topic,
         jsonl=args.dump_json, video_out=args.output, quiet=args.quiet, print_labels=args.demo,
     )
 

@@ -79,6 +79,7 @@ class Settings:
     topk: int = 5
     ref_fps: float = 30.0
     zmq: str | None = None
+    zmq_allow_remote: bool = False    # the user named a non-loopback endpoint explicitly
     topic: str = "ia.actions"
     jsonl: str | None = None
     video_out: str | None = None
@@ -514,10 +515,12 @@ def _publish(child: _Child, s: Settings) -> None:
     cfg = s.config
     prediction_fps = float(s.ref_fps) / (float(cfg["tau"]) * s.stride)
     try:
-        publisher = Publisher(s.zmq, s.topic, s.jsonl, s.video_out, video_fps=prediction_fps)
+        publisher = Publisher(s.zmq, s.topic, s.jsonl, s.video_out, video_fps=prediction_fps,
+                              allow_remote=s.zmq_allow_remote)
     except Exception as exc:  # noqa: BLE001 - bind errors, unwritable paths
         raise PipelineError(_one_line(exc), EXIT_USAGE) from None
-    console = Console(enabled=not s.quiet, live=False if s.jsonl == "-" else None)
+    # stdout carries JSON Lines or --demo's label lines: the live view must not draw over them
+    console = Console(enabled=not s.quiet, live=False if (s.jsonl == "-" or s.print_labels) else None)
     stats = LatencyStats()
     out_rate, in_rate = RateMeter(), _CounterRate()
     engine_ms = LatencyStats()

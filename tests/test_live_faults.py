@@ -228,3 +228,29 @@ def test_killed_parent_takes_children_along(shared, checkpoint, tmp_path):
     assert not [name for name, k in kids.items() if _alive(k) and name.startswith("ia-live:")]
     # the parent could not unlink; multiprocessing's resource tracker does once every user is gone
     assert _segments(proc.pid) == []
+
+
+def _run_short(shared, checkpoint: Path, extra: list[str]) -> subprocess.CompletedProcess:
+    args = ["--video", str(shared("data", "videos", "stgcn_tai_chi.mp4")), "--checkpoint", str(checkpoint),
+            "--pose-model", str(_pose_model(shared)), "--quiet", "--max-frames", "30", *extra]
+    return subprocess.run(_cmd(args), cwd=REPO, env=_env(), capture_output=True, text=True, timeout=120)
+
+
+def test_zmq_port_in_use_is_one_line_exit_2(shared, checkpoint):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        proc = _run_short(shared, checkpoint, ["--zmq", f"tcp://127.0.0.1:{port}", "--engine", "torch"])
+    _assert_one_line_error(proc, proc.stderr, 2, "publisher:")
+
+
+def test_unavailable_engine_is_one_line_exit_2(shared, checkpoint):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present: the cuda engine is available")
+    proc = _run_short(shared, checkpoint, ["--no-zmq", "--engine", "cuda"])
+    _assert_one_line_error(proc, proc.stderr, 2, "inference:")
