@@ -137,8 +137,8 @@ def _load_model_facts(path: Path) -> tuple[Any, list[str]]:
     from core.checkpoint import CheckpointError, load_checkpoint
 
     if not path.exists():
-        hint = ("train one (see README: `python -m train ...`) or convert the authors' release "
-                "(`python -m tools.import_official`), then pass --checkpoint PATH")
+        hint = ("train one (docs/training.md: `python -m train.experiment ...`) or convert the authors' "
+                "release (`python -m tools.import_official`), then pass --checkpoint PATH")
         raise UsageError(f"checkpoint not found: {path}; {hint}")
     try:
         model = load_checkpoint(path)

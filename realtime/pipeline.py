@@ -539,7 +539,13 @@ def _publish(child: _Child, s: Settings) -> None:
                 except RingError:
                     image = None   # live: the frame was reused before we got to it
                 sh.pub_next.value = item["end_tick"] + 1
-            publisher.publish(message, image, item["keypoints"])
+            try:
+                publisher.publish(message, image, item["keypoints"])
+            except Exception as exc:  # noqa: BLE001
+                if isinstance(exc.__context__, BrokenPipeError) or isinstance(exc, BrokenPipeError):
+                    # `ia-live --dump-json | head`: the reader left; end quietly like any Unix filter
+                    raise PipelineError("JSON Lines reader closed the pipe", EXIT_OK) from None
+                raise
             published += 1
             if s.print_labels:
                 labels = "  ".join(f"{e['label']} {e['score']:.2f}" for e in message["topk"][:3])
@@ -732,6 +738,8 @@ def _supervise(s: Settings, shared: Shared, procs, flag: _SignalFlag, summary: d
         drain()
         if errors:
             role, message, code = errors[0]
+            if code == EXIT_OK:  # a deliberate quiet stop (e.g. the stdout reader went away)
+                return RunResult(EXIT_OK, None, {**summary, "stopped": message})
             return RunResult(code, f"{role}: {message}", summary)
         if flag.signum is not None:
             sig = flag.signum
