@@ -58,6 +58,9 @@ def clips_digest(clips: Sequence[Clip]) -> str:
     digest = hashlib.sha256()
     for rgb, pose in clips:
         for arr in (rgb, pose):
+            if arr is None:  # single-stream checkpoints have one input
+                digest.update(b"none")
+                continue
             digest.update(str(arr.shape).encode())
             digest.update(np.ascontiguousarray(arr, dtype=np.float32).tobytes())
     return digest.hexdigest()
