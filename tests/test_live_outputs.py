@@ -259,9 +259,10 @@ def test_subscriber_that_never_reads_causes_counted_drops_not_blocking():
         stats = publisher.stats
         assert stats.zmq_dropped >= 100, "the stalled subscriber never filled its queue"
         assert stats.zmq_sent + stats.zmq_dropped == stats.published == i + 1
-        # The subscriber still gets the oldest queued messages, in order, starting at seq 0.
-        first = recv_all(sub, 3)
-        assert [json.loads(p[1])["seq"] for p in first] == [0, 1, 2]
+        # The subscriber still gets the oldest messages first, in order, starting at seq 0. Which later
+        # ones were accepted depends on when ZeroMQ's I/O thread drained the queue (drops are gaps).
+        first = [json.loads(p[1])["seq"] for p in recv_all(sub, 3)]
+        assert first[0] == 0 and first == sorted(set(first)) and first[-1] <= i, first
     finally:
         publisher.close()
         sub.close(); context.term()
