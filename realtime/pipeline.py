@@ -283,26 +283,21 @@ def _capture(child: _Child, s: Settings) -> None:
 
 
 def _pose_worker(child: _Child, s: Settings, worker: int) -> None:
-    from core.posemaps import render_pose_maps
-    from core.preprocess import CropSpec, apply_crop, crop_transform, keypoints_to_map
-    from core.skeletons import convert_keypoints
+    from core.clip import ClipBuilder, InputSpec
+    from core.preprocess import apply_crop
     from realtime.pose import get_backend
 
     _set_threads(1)
     sh = child.shared
-    cfg = s.config
     plan = _plan(s)
     raw = ShmRing.attach(sh.rings["raw"])
     rgb_ring = ShmRing.attach(sh.rings["rgb"])
-    pose_ring = ShmRing.attach(sh.rings["pose"])
+    kp_ring = ShmRing.attach(sh.rings["keypoints"])
     display = ShmRing.attach(sh.rings["display"]) if "display" in sh.rings else None
     backend = get_backend(s.pose).configure(s.args, s.source.name)
-    transform = crop_transform(s.info.height, s.info.width,
-                               CropSpec(short_side=cfg["short_side"], crop=cfg["rgb_size"], map_size=cfg["map_size"]))
+    builder = ClipBuilder(InputSpec.from_config(s.config), s.info.height, s.info.width)
     joints = _joints(backend.skeleton)
     frame = np.empty(raw.spec.shape, dtype=raw.spec.dtype)
-    render_kw = dict(size=cfg["map_size"], top_k=cfg["top_k_persons"], score_thr=cfg["score_thr"],
-                     threshold_mode=cfg["threshold_mode"])
     child.event("ready")
     try:
         while True:
@@ -315,21 +310,23 @@ def _pose_worker(child: _Child, s: Settings, worker: int) -> None:
             if display is not None and plan.is_window_end(tick):
                 display.write(tick, frame)
             if plan.needs_rgb(tick):
-                rgb_ring.write(tick, apply_crop(frame, transform))
+                rgb_ring.write(tick, apply_crop(frame, builder.crop))
             coords, scores = backend(frame, index)
             coords = np.asarray(coords, np.float32).reshape(-1, joints, 2)
             scores = np.asarray(scores, np.float32).reshape(-1, joints)
-            mc, ms = convert_keypoints(coords, scores, backend.skeleton, cfg["skeleton"])
-            mc = keypoints_to_map(mc, transform)
-            view = pose_ring.begin_write(tick)
-            render_pose_maps(mc[None], ms[None], cfg["skeleton"], out=view[None], **render_kw)
-            pose_ring.end_write(tick)
+            # only the persons a window will draw travel on: the model's skeleton, top-k by score, padded
+            mc, ms = builder.keypoints(coords[None], scores[None], backend.skeleton)
+            view = kp_ring.begin_write(tick)
+            view.fill(0.0)
+            view[: mc.shape[1], :, :2] = mc[0]
+            view[: ms.shape[1], :, 2] = ms[0]
+            kp_ring.end_write(tick)
             now = time.time()
             sh.done.put(("tick", tick, index, timestamp, wall, capture_ms, (now - queued) * 1000.0, now,
                          int(coords.shape[0]), (coords, scores, backend.skeleton) if plan.is_window_end(tick) else None))
     finally:
         backend.close()
-        for ring in (raw, rgb_ring, pose_ring, display):
+        for ring in (raw, rgb_ring, kp_ring, display):
             if ring is not None:
                 ring.close()
 
@@ -345,10 +342,14 @@ def _joints(skeleton: str) -> int:
 
 
 def _assemble(child: _Child, s: Settings) -> None:
+    from core.clip import ClipBuilder, InputSpec
+
     sh = child.shared
     plan = _plan(s)
+    builder = ClipBuilder(InputSpec.from_config(s.config), s.info.height, s.info.width)
     rgb_ring = ShmRing.attach(sh.rings["rgb"])
-    pose_ring = ShmRing.attach(sh.rings["pose"])
+    kp_ring = ShmRing.attach(sh.rings["keypoints"])
+    window_kp = np.empty((plan.pose_frames, *kp_ring.spec.shape), np.float32)
     win_rgb = ShmRing.attach(sh.rings["win_rgb"])
     win_pose = ShmRing.attach(sh.rings["win_pose"])
     tracker = WindowTracker(plan)
@@ -387,9 +388,11 @@ def _assemble(child: _Child, s: Settings) -> None:
                             rgb_ring.read(int(t), out=crop)
                             np.divide(crop.transpose(2, 0, 1), inv255, out=rv[i], dtype=np.float32)
                         win_rgb.end_write(window_no, slot=slot)
-                        pv = win_pose.begin_write(window_no, slot=slot)
                         for i, t in enumerate(pose_ticks):
-                            pose_ring.read(int(t), out=pv[i])
+                            kp_ring.read(int(t), out=window_kp[i])
+                        coords, scores = window_kp[..., :2], window_kp[..., 2]
+                        pv = win_pose.begin_write(window_no, slot=slot)
+                        builder.render(builder.map_coords(coords, scores), scores, out=pv)
                         win_pose.end_write(window_no, slot=slot)
                     except RingError:   # live only: a slot was reused under us; skip this window
                         sh.free_win.put(slot)
@@ -415,7 +418,7 @@ def _assemble(child: _Child, s: Settings) -> None:
         sh.windows.put(None)
         child.event("assembled", {"windows": window_no, "skipped": skipped})
     finally:
-        for ring in (rgb_ring, pose_ring, win_rgb, win_pose):
+        for ring in (rgb_ring, kp_ring, win_rgb, win_pose):
             ring.close()
 
 
@@ -600,21 +603,24 @@ def _plan(s: Settings) -> WindowPlan:
 def ring_layout(s: Settings) -> dict[str, tuple[int, tuple[int, ...], str]]:
     """name -> (slots, item shape, dtype) of every ring the pipeline needs.
 
-    Pose maps are float32: they are rendered in float32 (the released code's arithmetic) and fed to
-    the network as float32, so a float16 ring would change the numbers the network sees.
+    Per tick the pose stage stores the drawn persons' keypoints (model skeleton, top-k, x/y/score);
+    assembly renders a window's pose maps from them (`core.clip.ClipBuilder`), because a person-centric
+    map's box depends on the whole window. Maps are float32: they are rendered in float32 (the released
+    code's arithmetic) and fed to the network as float32.
     """
     cfg = s.config
     plan = _plan(s)
     from core.skeletons import get_skeleton
 
-    channels = cfg.get("pose_channels") or get_skeleton(cfg["skeleton"]).num_channels
+    skeleton = get_skeleton(cfg["skeleton"])
+    channels = cfg.get("pose_channels") or skeleton.num_channels
     size, msize = int(cfg["rgb_size"]), int(cfg["map_size"])
     tick_slots = s.tick_slots or plan.pose_frames + plan.step + max(8, 4 * s.pose_workers)
     frame_shape = (s.info.height, s.info.width, 3)
     layout = {
         "raw": (2 * s.pose_workers + 2, frame_shape, "uint8"),
         "rgb": (tick_slots, (size, size, 3), "uint8"),
-        "pose": (tick_slots, (channels, msize, msize), "float32"),
+        "keypoints": (tick_slots, (int(cfg["top_k_persons"]), skeleton.num_joints, 3), "float32"),
         "win_rgb": (WINDOW_SLOTS, (plan.frames, 3, size, size), "float32"),
         "win_pose": (WINDOW_SLOTS, (plan.pose_frames, channels, msize, msize), "float32"),
     }

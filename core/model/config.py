@@ -5,7 +5,7 @@ its network *and* how its inputs were sampled and pre-processed. Two conventions
 variants of one model, because the authors' released code differs from the paper
 (`../shared/reference/README.md`, "Paper vs. released code"):
 
-* ``paper``: TSM shift 1/8 + 1/8; TCB = conv1 + LayerNorm + ReLU; CGB = conv1 + BN + sigmoid, G weights
+* ``paper``: TSM shift 1/8 + 1/8; TCB = conv1 + LayerNorm + ReLU; CGB = conv1 (+ BN, ``gate_norm``) + sigmoid, G weights
   appearance; per-frame softmax, probabilities averaged over frames.
 * ``released``: TSM shift 1/4 + 1/4; TCB = conv1 + BN + ReLU then LayerNorm; gate = Linear + sigmoid with
   g weighting pose (we expose G = 1 - g); frame logits averaged, then softmax.
@@ -22,6 +22,8 @@ from typing import Any
 VARIANTS = ("integral", "appearance", "pose", "feature_fuse", "score_average", "no_gating")
 CONVENTIONS = ("paper", "released")
 GATE_DRIVERS = ("pose", "appearance", "both")
+GATE_NORMS = ("none", "batchnorm")
+POSE_CROPS = ("frame", "person")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -47,6 +49,11 @@ class ModelConfig:
     # integration
     feature_dim: int = 512
     gate_driver: str = "pose"
+    # CGB normalisation. "none" (conv1/Linear + sigmoid, as the released code) is the default: the paper
+    # text's BatchNorm re-centres every gate channel over the batch in training mode, so the fc cannot move
+    # the batch-mean G and L_gate only reaches BN's beta (docs/model.md, "The gate"). "batchnorm" keeps the
+    # paper text as a named option. Configs saved before this field existed used "batchnorm" (from_dict).
+    gate_norm: str = "none"
     score_weight: float = 0.5  # appearance weight of the score-average variant
     gate_lambda: float = 1.5
     # inputs and spatial pre-processing
@@ -61,6 +68,12 @@ class ModelConfig:
     top_k_persons: int = 5
     score_thr: float = 0.1
     threshold_mode: str = "released"  # the released code's float32 `>` (heatmaps) vs `>=` (PAFs)
+    # Where pose maps are drawn: "frame" = the RGB crop's grid (the paper; maps align with the RGB input,
+    # so map_size = rgb_size / 4), "person" = a square box around every drawn person's keypoints over the
+    # whole window, grown by pose_margin (mmaction2 PoseC3D's PoseCompact): a small person far from the
+    # camera fills the map just like a close one.
+    pose_crop: str = "frame"
+    pose_margin: float = 0.25
 
     def __post_init__(self) -> None:
         problems = []
@@ -70,6 +83,12 @@ class ModelConfig:
             problems.append(f"convention {self.convention!r} not in {CONVENTIONS}")
         if self.gate_driver not in GATE_DRIVERS:
             problems.append(f"gate_driver {self.gate_driver!r} not in {GATE_DRIVERS}")
+        if self.gate_norm not in GATE_NORMS:
+            problems.append(f"gate_norm {self.gate_norm!r} not in {GATE_NORMS}")
+        if self.pose_crop not in POSE_CROPS:
+            problems.append(f"pose_crop {self.pose_crop!r} not in {POSE_CROPS}")
+        if not 0.0 <= self.pose_margin <= 2.0:
+            problems.append(f"pose_margin must be in [0, 2], got {self.pose_margin}")
         for depth in (self.appearance_depth, self.pose_depth):
             if depth not in (18, 34, 50):
                 problems.append(f"ResNet depth {depth} not in (18, 34, 50)")
@@ -79,8 +98,12 @@ class ModelConfig:
             elif self.pose_tau * self.pose_frames != self.tau * self.frames:
                 problems.append("the pose and appearance clips must span the same time "
                                 f"(pose_frames*pose_tau={self.pose_frames * self.pose_tau} vs frames*tau={self.frames * self.tau})")
-        if self.rgb_size != 4 * self.map_size:
-            problems.append(f"map_size ({self.map_size}) must be rgb_size/4 ({self.rgb_size}/4): the pose stream skips the stride-4 stem")
+        if self.pose_crop == "frame" and self.rgb_size != 4 * self.map_size:
+            problems.append(f"map_size ({self.map_size}) must be rgb_size/4 ({self.rgb_size}/4): the pose stream skips "
+                            "the stride-4 stem, so frame-aligned maps are the RGB grid at 1/4 (pose_crop 'person' "
+                            "has no such tie)")
+        if self.map_size < 8:
+            problems.append(f"map_size must be >= 8, got {self.map_size}")
         if problems:
             raise ValueError("invalid model config: " + "; ".join(problems))
 
@@ -120,6 +143,8 @@ class ModelConfig:
         if unknown:
             raise ValueError(f"unknown model config fields: {', '.join(unknown)}")
         kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in data.items()}
+        if "gate_norm" not in kwargs and kwargs.get("convention", "paper") == "paper":
+            kwargs["gate_norm"] = "batchnorm"  # saved before gate_norm existed: the paper-text gate it was built with
         return cls(**kwargs)
 
     def replace(self, **changes: Any) -> "ModelConfig":

@@ -97,7 +97,7 @@ class IntegralAction(nn.Module):
         variant, dim = config.variant, config.feature_dim
         self.fusion: nn.Module | None = None
         if variant == "integral":
-            self.fusion = GatedFusion(ca, cp, dim, config.convention, config.gate_driver)
+            self.fusion = GatedFusion(ca, cp, dim, config.convention, config.gate_driver, config.gate_norm)
         elif variant == "no_gating":
             self.fusion = SumFusion(ca, cp, dim, config.convention)
         elif variant == "feature_fuse":

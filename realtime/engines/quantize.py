@@ -107,14 +107,13 @@ def real_clips(config, videos: Iterable[str | Path], clips_per_video: int = 2, p
     poses on the original frames converted to the model's skeleton and rendered as in training."""
     import cv2
 
-    from core.posemaps import render_pose_maps
-    from core.preprocess import CropSpec, apply_crop, crop_transform, frames_to_tensor, keypoints_to_map
+    from core.clip import ClipBuilder, InputSpec
+    from core.preprocess import apply_crop, frames_to_tensor
     from core.sampling import clip_indices, test_clip_starts
-    from core.skeletons import convert_keypoints
     from realtime.pose.movenet import MoveNetBackend, default_model_path
 
     backend = MoveNetBackend(Path(pose_model) if pose_model else default_model_path(), threads=pose_threads)
-    spec = CropSpec(short_side=config.short_side, crop=config.rgb_size, map_size=config.map_size)
+    spec = InputSpec.from_config(config)
     clips: list[Clip] = []
     for video in videos:
         cap = cv2.VideoCapture(str(video))
@@ -129,29 +128,25 @@ def real_clips(config, videos: Iterable[str | Path], clips_per_video: int = 2, p
         if not frames:
             raise ValueError(f"cannot decode any frame of {video}")
         h, w = frames[0].shape[:2]
-        transform = crop_transform(h, w, spec)
+        builder = ClipBuilder(spec, h, w)
         pose_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         starts = test_clip_starts(len(frames), fps, config.frames, config.tau, clips_per_video, config.ref_fps)
         for start in starts:
             rgb_idx = clip_indices(len(frames), fps, config.frames, config.tau, float(start), config.ref_fps)
             pose_idx = clip_indices(len(frames), fps, config.pose_frames, config.pose_tau, float(start), config.ref_fps)
-            rgb = frames_to_tensor(np.stack([apply_crop(frames[i], transform) for i in rgb_idx])).numpy()
+            rgb = frames_to_tensor(np.stack([apply_crop(frames[i], builder.crop) for i in rgb_idx])).numpy()
             persons = []
             for i in pose_idx:
                 if i not in pose_cache:
-                    c, s = backend(frames[i], int(i))
-                    c, s = convert_keypoints(c, s, backend.skeleton, config.skeleton)
-                    pose_cache[i] = (keypoints_to_map(c, transform), s)
+                    pose_cache[i] = backend(frames[i], int(i))
                 persons.append(pose_cache[i])
-            p = max(1, max(c.shape[0] for c, _ in persons))
-            j = persons[0][0].shape[1]
+            p = max(1, max(np.asarray(c).shape[0] for c, _ in persons))
+            j = np.asarray(persons[0][0]).shape[1]
             coords = np.zeros((len(persons), p, j, 2), np.float32)
             scores = np.zeros((len(persons), p, j), np.float32)
             for t, (c, s) in enumerate(persons):
-                coords[t, : c.shape[0]], scores[t, : s.shape[0]] = c, s
-            maps = render_pose_maps(coords, scores, config.skeleton, size=config.map_size,
-                                    top_k=config.top_k_persons, score_thr=config.score_thr,
-                                    threshold_mode=config.threshold_mode)
+                coords[t, : len(c)], scores[t, : len(s)] = c, s
+            maps = builder.pose_maps(coords, scores, backend.skeleton)
             clips.append((rgb[None].astype(np.float32), maps[None].astype(np.float32)))
     backend.close()
     return clips

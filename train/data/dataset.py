@@ -24,8 +24,8 @@ from torch.utils.data import Dataset
 from core import preprocess, sampling
 from core.clipindex import Clip, read_clip_index
 from core.posecache import PoseCache, PoseCacheError, load_pose_cache
-from core.posemaps import render_pose_maps
-from core.skeletons import convert_keypoints, get_skeleton
+from core.clip import ClipBuilder, InputSpec
+from core.skeletons import get_skeleton
 
 from . import DatasetFormatError
 from .video import FrameCache, VideoInfo, probe_video, read_frames
@@ -50,6 +50,8 @@ class ClipDatasetConfig:
     top_k_persons: int = 5
     score_thr: float = 0.1
     threshold_mode: str = "released"
+    pose_crop: str = "frame"
+    pose_margin: float = 0.25
     n_clips: int = 10  # test mode
     use_rgb: bool = True
     use_pose: bool = True
@@ -117,6 +119,8 @@ class ClipDataset(Dataset):
             raise DatasetFormatError(f"{index if isinstance(index, (str, os.PathLike)) else 'clip list'}: no clips"
                                      + (f" in split {split!r}" if split else ""))
         self.skeleton = get_skeleton(config.skeleton)
+        self.input_spec = InputSpec.from_config(config)
+        self._builders: dict[tuple[int, int], ClipBuilder] = {}
         self.augment = config.mode == "train" if config.augment is None else bool(config.augment)
         # pose frames are the RGB frames exactly when both streams sample alike
         self._same_frames = (config.frames, float(config.tau)) == (config.pose_frames, float(config.pose_tau))
@@ -176,12 +180,12 @@ class ClipDataset(Dataset):
         return info
 
     def _poses_at(self, pose: tuple[PoseCache, np.ndarray] | None, indices: np.ndarray, width: int,
-                  height: int) -> tuple[np.ndarray, np.ndarray]:
-        """Keypoints of ``indices`` in the model's skeleton and in pixels of a ``width`` x ``height`` frame."""
+                  height: int) -> tuple[np.ndarray, np.ndarray, str]:
+        """Keypoints of ``indices`` in pixels of a ``width`` x ``height`` frame, in the cache's skeleton."""
         sk = self.skeleton
         if pose is None:
             return (np.zeros((len(indices), 0, sk.num_joints, 2), np.float32),
-                    np.zeros((len(indices), 0, sk.num_joints), np.float32))
+                    np.zeros((len(indices), 0, sk.num_joints), np.float32), sk.name)
         cache, nearest = pose
         rows = nearest[np.clip(indices, 0, cache.num_frames - 1)] if cache.num_frames else np.full(len(indices), -1)
         coords = cache.coords[np.maximum(rows, 0)].copy()
@@ -189,54 +193,69 @@ class ClipDataset(Dataset):
         scores[rows < 0] = 0.0
         if cache.width != width or cache.height != height:  # cache made on a resized copy of the video
             coords *= np.array([width / cache.width, height / cache.height], np.float32)
-        coords, scores = convert_keypoints(coords, scores, cache.skeleton, sk.name)
-        return np.asarray(coords, np.float32), np.asarray(scores, np.float32)
-
-    def _render(self, coords_map: np.ndarray, scores: np.ndarray) -> torch.Tensor:
-        c = self.config
-        maps = render_pose_maps(coords_map, scores, self.skeleton, size=c.map_size, top_k=c.top_k_persons,
-                                score_thr=c.score_thr, threshold_mode=c.threshold_mode)
-        return torch.from_numpy(np.ascontiguousarray(maps, np.float32))
+        return np.asarray(coords, np.float32), np.asarray(scores, np.float32), cache.skeleton
 
     # ------------------------------------------------------------------ items
+    def _builder(self, height: int, width: int) -> ClipBuilder:
+        key = (height, width)
+        builder = self._builders.get(key)
+        if builder is None:
+            builder = self._builders[key] = ClipBuilder(self.input_spec, height, width)
+        return builder
+
     def _clip_arrays(self, clip: Clip, info: VideoInfo, pose, start: int,
                      rng: np.random.Generator | None) -> dict[str, torch.Tensor]:
         c = self.config
         rgb_idx = sampling.clip_indices(info.num_frames, info.fps, c.frames, c.tau, start, ref_fps=c.ref_fps)
         pose_idx = sampling.clip_indices(info.num_frames, info.fps, c.pose_frames, c.pose_tau, start,
                                          ref_fps=c.ref_fps)
-        spec = c.crop_spec
         frames = None
         height, width = info.height, info.width
         if c.use_rgb:
             frames = read_frames(clip.video, rgb_idx, cache=self.frame_cache)
             height, width = frames.shape[1:3]
-        coords, scores = self._poses_at(pose, np.asarray(pose_idx), width, height)
+        builder = self._builder(height, width)
+        coords, scores = builder.keypoints(*self._poses_at(pose, np.asarray(pose_idx), width, height))
         out: dict[str, torch.Tensor] = {}
         if rng is not None:
-            crops, coords_map, scores = self._augment(frames, coords, scores, width, height, rng)
+            crops, coords_map, scores = self._augment(builder, frames, coords, scores, width, height, rng)
         else:
-            tf = preprocess.crop_transform(height, width, spec)
-            crops = None if frames is None else np.stack([preprocess.apply_crop(f, tf) for f in frames])
-            coords_map = preprocess.keypoints_to_map(coords, tf)
+            crops = None if frames is None else np.stack([preprocess.apply_crop(f, builder.crop) for f in frames])
+            coords_map = builder.map_coords(coords, scores)
         if c.use_rgb:
             out["rgb"] = preprocess.frames_to_tensor(crops)
         if c.use_pose:
-            out["pose"] = self._render(np.asarray(coords_map, np.float32), np.asarray(scores, np.float32))
+            out["pose"] = torch.from_numpy(builder.render(coords_map, scores))
         return out
 
-    def _augment(self, frames, coords, scores, width: int, height: int, rng: np.random.Generator):
+    def _augment(self, builder: ClipBuilder, frames, coords, scores, width: int, height: int,
+                 rng: np.random.Generator):
         """One random scale/translate/flip for the whole clip, applied to RGB and keypoints alike.
 
-        ``core.preprocess.random_augment`` wants keypoints frame-aligned with the frames. When the pose
-        frames are the RGB frames (the usual T_pose = T) it is called once. Otherwise (pose-only model, or a
-        denser pose stream) it is called twice from identical generator states - its draws depend only on
-        the generator and the frame size, so both calls pick the same box and flip: once on the RGB frames
-        with no persons, once on one blank frame of the same size carrying every pose frame's persons
+        Person-centric maps (``pose_crop="person"``): the RGB frames get the random crop, the pose maps a
+        jittered person box (`core.clip.ClipBuilder.box`), and both the same flip.
+
+        Frame-aligned maps: ``core.preprocess.random_augment`` wants keypoints frame-aligned with the frames.
+        When the pose frames are the RGB frames (the usual T_pose = T) it is called once. Otherwise (pose-only
+        model, or a denser pose stream) it is called twice from identical generator states - its draws depend
+        only on the generator and the frame size, so both calls pick the same box and flip: once on the RGB
+        frames with no persons, once on one blank frame of the same size carrying every pose frame's persons
         (frames folded into the person axis), which costs one resize instead of T_pose.
         """
         spec = self.config.crop_spec
         sk = self.skeleton
+        if self.input_spec.pose_crop == "person":
+            flip = bool(rng.random() < 0.5)
+            crops = None
+            if frames is not None:
+                empty_c = np.zeros((frames.shape[0], 0, sk.num_joints, 2), np.float32)
+                empty_s = np.zeros((frames.shape[0], 0, sk.num_joints), np.float32)
+                crops, _, _ = preprocess.random_augment(frames, empty_c, empty_s, rng, spec, skeleton=sk,
+                                                        flip_prob=1.0 if flip else 0.0)
+            if flip:
+                perm = np.asarray(sk.flip_perm)
+                coords, scores = coords[:, :, perm], scores[:, :, perm]
+            return crops, builder.map_coords(coords, scores, rng, flip), scores
         if frames is not None and frames.shape[0] == coords.shape[0] and self._same_frames:
             return preprocess.random_augment(frames, coords, scores, rng, spec, skeleton=sk)
         crops = None
