@@ -63,6 +63,16 @@ def _positive_float(value: str) -> float:
     return x
 
 
+def _probability(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {value!r}") from None
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a probability in [0, 1], got {value!r}")
+    return x
+
+
 def default_threads() -> int:
     """Inference threads: half the cores (pose, decoding and assembly run beside it), at least 1."""
     return max(1, (os.cpu_count() or 2) // 2)
@@ -100,6 +110,9 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--average", type=_positive, default=DEFAULT_AVERAGE,
                         help="average the probabilities of the last N windows")
     timing.add_argument("--topk", type=_positive, default=5, help="labels per prediction")
+    timing.add_argument("--threshold", type=_probability, default=None, metavar="P",
+                        help="abstain (action 'no_action') unless the top action class reaches P "
+                             "(default: the checkpoint's calibrated threshold)")
 
     pose = parser.add_argument_group("pose estimation")
     pose.add_argument("--pose", default="movenet", metavar="BACKEND", help="pose backend")
@@ -132,8 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------------
 
 
-def _load_model_facts(path: Path) -> tuple[Any, list[str]]:
-    """(config, class names) after a full load (catches shape mismatches before any process starts)."""
+def _load_model_facts(path: Path) -> tuple[Any, list[str], dict]:
+    """(config, class names, checkpoint extra) after a full load (catches shape mismatches before any
+    process starts)."""
     from core.checkpoint import CheckpointError, load_checkpoint
 
     if not path.exists():
@@ -146,7 +160,7 @@ def _load_model_facts(path: Path) -> tuple[Any, list[str]]:
         raise UsageError(str(exc)) from None
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
         raise UsageError(f"cannot load checkpoint {path}: {' '.join(str(exc).split())[:200]}") from None
-    return model.config, list(model.class_names)
+    return model.config, list(model.class_names), dict(getattr(model, "checkpoint_extra", {}) or {})
 
 
 def _check_pose_backend(args: argparse.Namespace, source_name: str, skeleton: str) -> str:
@@ -241,7 +255,13 @@ def prepare(args: argparse.Namespace):
     except SourceError as exc:
         raise UsageError(str(exc)) from None
     checkpoint = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
-    config, class_names = _load_model_facts(checkpoint)
+    config, class_names, extra = _load_model_facts(checkpoint)
+    from core.decision import DecisionRule
+
+    try:
+        rule = DecisionRule.from_checkpoint(extra, args.threshold)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"checkpoint {checkpoint} has an invalid decision rule: {exc}") from None
     try:
         WindowPlan.from_config(config, stride=args.stride)
     except WindowPlanError as exc:
@@ -265,7 +285,7 @@ def prepare(args: argparse.Namespace):
         source=spec, info=info, checkpoint=str(checkpoint), model_name=checkpoint.name,
         config=config.to_dict(), class_names=class_names, args=args, engine=args.engine, pose=args.pose,
         pose_workers=args.pose_workers, threads=args.threads, stride=args.stride, average=args.average,
-        topk=args.topk, ref_fps=float(args.ref_fps or config.ref_fps), zmq=zmq,
+        topk=args.topk, decision=rule.to_dict(), ref_fps=float(args.ref_fps or config.ref_fps), zmq=zmq,
         zmq_allow_remote=allow_remote, topic=args.topic,
         jsonl=args.dump_json, video_out=args.output, quiet=args.quiet, print_labels=args.demo,
     )

@@ -120,8 +120,7 @@ def format_plain(stats: Mapping, message: Mapping | None) -> str:
     if stats.get("zmq_dropped"):
         parts.append(f"zmq dropped {stats['zmq_dropped']}")
     if message:
-        top = message["topk"][0]
-        parts.append(f"top {top['label']} {top['score']:.2f}")
+        parts.append(f"action {message['action']} {message['action_score']:.2f}")
         gate = message.get("appearance_weight")
         parts.append("G n/a" if gate is None else f"G {gate:.2f}")
     return "[ia-live] " + " | ".join(parts)
@@ -162,7 +161,8 @@ def render_live(stats: Mapping, message: Mapping | None):
             gate_line = "gate: n/a (this model has no gate)"
         else:
             gate_line = f"appearance {gate:.2f} [blue]{_bar(gate, 30)}[/] pose {1 - gate:.2f}"
-        info = f"frame {message['frame_index']} t={message['timestamp']:.2f}s persons {message['persons']}  " + info
+        info = (f"[bold]{message['action']}[/] {message['action_score']:.2f}  frame {message['frame_index']} "
+                f"t={message['timestamp']:.2f}s persons {message['persons']}  " + info)
     tables = Table.grid(padding=(0, 3))
     tables.add_row(latency, top)
     return Panel(Group(head, info, tables, gate_line), title="ia-live", expand=False)

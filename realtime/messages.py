@@ -15,11 +15,12 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA = "ia-live/1"
+SCHEMA = "ia-live/2"
 
 #: Top-level keys, in the order `to_json` writes them.
 KEYS: tuple[str, ...] = (
-    "schema", "seq", "source", "frame_index", "timestamp", "wall_time", "topk", "appearance_weight",
+    "schema", "seq", "source", "frame_index", "timestamp", "wall_time", "action", "action_score", "topk",
+    "appearance_weight",
     "persons", "window", "latency_ms", "dropped_frames", "engine", "model",
 )
 TOPK_KEYS: tuple[str, ...] = ("label", "index", "score")
@@ -91,6 +92,8 @@ def build_message(
     frame_index: int,
     timestamp: float,
     topk: Sequence[Mapping[str, Any]] | Sequence[tuple],
+    action: str,
+    action_score: float,
     appearance_weight: float | None,
     persons: int,
     window: Mapping[str, Any] | Sequence[int],
@@ -126,6 +129,8 @@ def build_message(
         "timestamp": _round(timestamp, _TIME_DIGITS) if _is_number(timestamp) else timestamp,
         "wall_time": _round(time.time() if wall_time is None else wall_time, _TIME_DIGITS)
         if (wall_time is None or _is_number(wall_time)) else wall_time,
+        "action": str(action),
+        "action_score": _round(action_score, _SCORE_DIGITS) if _is_number(action_score) else action_score,
         "topk": _normalise_topk(topk),
         "appearance_weight": appearance_weight,
         "persons": int(persons) if _is_int(persons) else persons,
@@ -209,6 +214,8 @@ def validate_message(message: Any) -> None:
     _check_finite("timestamp", message["timestamp"], minimum=0.0)
     _check_finite("wall_time", message["wall_time"], minimum=0.0)
 
+    _check_str("action", message["action"])
+    _check_finite("action_score", message["action_score"], 0.0, 1.0)
     topk = message["topk"]
     if not isinstance(topk, list) or not topk:
         _fail("topk must be a non-empty list")

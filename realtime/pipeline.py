@@ -77,6 +77,7 @@ class Settings:
     stride: int = 1
     average: int = 3
     topk: int = 5
+    decision: dict = field(default_factory=dict)   # core.decision.DecisionRule.to_dict()
     ref_fps: float = 30.0
     zmq: str | None = None
     zmq_allow_remote: bool = False    # the user named a non-loopback endpoint explicitly
@@ -403,10 +404,12 @@ def _assemble(child: _Child, s: Settings) -> None:
                     skipped += 1
                 else:
                     index, timestamp, wall, capture_ms, pose_ms, pose_done, persons, kp = meta[end]
+                    window_persons = max(meta[int(t)][6] for t in pose_ticks)
                     now = time.time()
                     sh.windows.put({
                         "window": window_no, "slot": slot, "end_tick": end, "frame_index": index,
                         "timestamp": timestamp, "wall_time": wall, "persons": persons, "keypoints": kp,
+                        "window_persons": window_persons,
                         "frames": [frame_index_of[int(t)] for t in rgb_ticks],
                         "latency": {"capture": capture_ms, "pose": pose_ms, "assemble": (now - pose_done) * 1000.0},
                         "queued": now,
@@ -430,7 +433,9 @@ def _infer(child: _Child, s: Settings) -> None:
     import torch
 
     from core.checkpoint import load_checkpoint
+    from core.decision import DecisionRule
     from realtime.engines import EngineError, create_engine
+    from realtime.messages import topk_from_probs
 
     torch.set_num_threads(max(1, s.threads))
     _set_threads(1)
@@ -446,6 +451,7 @@ def _infer(child: _Child, s: Settings) -> None:
     pose = np.zeros((1, *win_pose.spec.shape), np.float32)
     engine(rgb, pose)  # warm-up: first-call allocations and kernel selection are not a prediction's latency
     averager = ProbAverager(s.average)
+    rule = DecisionRule(**s.decision)
     seq = 0
     skipped = 0
     child.event("ready", {"engine": engine.name, "describe": engine.describe()})
@@ -478,14 +484,15 @@ def _infer(child: _Child, s: Settings) -> None:
             result = engine(rgb, pose)
             done = time.time()
             probs = averager.add(result.probs)
-            order = np.lexsort((np.arange(probs.shape[0]), -probs))[: max(1, min(s.topk, probs.shape[0]))]
+            decision = rule.decide(probs, s.class_names, item["window_persons"])
             latency = dict(item["latency"])
             latency["inference"] = (done - item["queued"]) * 1000.0
             sh.results.put({
                 "fields": {
                     "seq": seq, "source": s.source.name, "frame_index": item["frame_index"],
                     "timestamp": item["timestamp"], "wall_time": item["wall_time"],
-                    "topk": [{"label": s.class_names[i], "index": int(i), "score": float(probs[i])} for i in order],
+                    "action": decision.action, "action_score": decision.score,
+                    "topk": topk_from_probs(probs, s.class_names, s.topk),
                     "appearance_weight": None if math.isnan(result.gate) else float(result.gate),
                     "persons": item["persons"], "window": {"frames": item["frames"]},
                     "latency_ms": {**latency, "capture_to_publish": None, "publish": None},
@@ -553,7 +560,7 @@ def _publish(child: _Child, s: Settings) -> None:
             if s.print_labels:
                 labels = "  ".join(f"{e['label']} {e['score']:.2f}" for e in message["topk"][:3])
                 print(f"{message['timestamp']:7.2f}s  frame {message['frame_index']:5d}  "
-                      f"persons {message['persons']}  {labels}", flush=True)
+                      f"persons {message['persons']}  {message['action']:<14s}  ({labels})", flush=True)
             stats.add_message(message)
             engine_ms.add("engine", item["engine_ms"])
             out_rate.tick()

@@ -25,7 +25,7 @@ def format_message(message: Mapping, k: int = 3) -> str:
     gate_text = "G n/a" if gate is None else f"G {gate:.2f}"
     e2e = message["latency_ms"]["capture_to_publish"]
     return (f"#{message['seq']} {message['source']} frame {message['frame_index']} t={message['timestamp']:.2f}s  "
-            f"{labels}  {gate_text}  persons {message['persons']}  e2e {e2e:.0f} ms  "
+            f"{message['action']} {message['action_score']:.2f}  [{labels}]  {gate_text}  persons {message['persons']}  e2e {e2e:.0f} ms  "
             f"dropped {message['dropped_frames']}")
 
 

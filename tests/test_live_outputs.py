@@ -22,6 +22,7 @@ from realtime.annotate import annotate_frame, skeleton_bones
 from realtime.console import Console, LatencyStats, RateMeter, format_plain
 from realtime.messages import (KEYS, LATENCY_KEYS, build_message, from_json, stamp_publish, to_json,
                                topk_from_probs, validate_message)
+from core.decision import DecisionRule
 from realtime.publish import Publisher, PublishError, ZmqSink, check_endpoint
 
 LOOPBACK_ANY = "tcp://127.0.0.1:*"
@@ -33,8 +34,10 @@ def make_message(seq: int = 0, *, wall_time: float | None = None, probs=None, ga
     rng = np.random.default_rng(seq)
     probs = rng.dirichlet(np.ones(len(CLASSES))).astype(np.float32) if probs is None else probs
     frames = np.arange(seq, seq + 32, 4, dtype=np.int64)
+    decision = DecisionRule(threshold=0.3).decide(probs, CLASSES, persons=2)
     return build_message(
         seq=seq, source="test.mp4", frame_index=int(frames[-1]) + 1, timestamp=(int(frames[-1]) + 1) / 30.0,
+        action=decision.action, action_score=np.float32(decision.score),
         topk=topk_from_probs(probs, CLASSES, k=5), appearance_weight=np.float32(gate), persons=np.int64(2),
         window=frames, latency_ms={"capture": 1.5, "pose": 18.25, "assemble": 0.75, "inference": 41.0},
         dropped_frames=seq // 10, engine="torch", model="random.pt",
@@ -152,6 +155,9 @@ BAD = [
     ("source empty", _set(["source"], ""), "source"),
     ("timestamp nan", _set(["timestamp"], float("nan")), "timestamp must be finite"),
     ("topk empty", _set(["topk"], []), "topk must be a non-empty list"),
+    ("action missing", _delete(["action"]), "message is missing action"),
+    ("action empty", _set(["action"], ""), "action must be a non-empty string"),
+    ("action score", _set(["action_score"], 1.5), "action_score must be <= 1"),
     ("score > 1", _set(["topk", 0, "score"], 1.5), r"topk\[0\].score must be <= 1"),
     ("score nan", _set(["topk", 1, "score"], float("nan")), r"topk\[1\].score must be finite"),
     ("unsorted", _set(["topk", 1, "score"], 0.99999), "sorted by score"),

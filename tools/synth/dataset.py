@@ -19,7 +19,7 @@ import numpy as np
 from core.clipindex import Clip, write_clip_index
 from core.posecache import PoseCache, save_pose_cache
 from tools.synth.posenoise import FAILURES, observe
-from tools.synth.render import ClipSpec, render_clip
+from tools.synth.render import FRAMINGS, ClipSpec, render_clip
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,14 @@ CATALOGUE: tuple[ClassDef, ...] = (
     ClassDef("swing_bat", "swing", "ballpark", "bat"),
 )
 SPLITS = ("train", "val", "test_in", "test_out")
+# "None of these": idle, walking, gesturing, stretching... in any class's scene with any class's prop, so
+# neither the motion nor the context of an action class says "no_action" (motions.NO_ACTION_KINDS).
+NO_ACTION = ClassDef("no_action", "none", "", "")
+# Framing (full / legs cut / upper body) by motion family: close-ups are common for arm actions and rare
+# for leg actions (a kick filmed from the hips up is not a kick any more); as in the real clips.
+_FRAMING_P = {"kick": (0.8, 0.15, 0.05), "march": (0.8, 0.15, 0.05), "squat": (0.8, 0.15, 0.05),
+              "jumping_jack": (0.8, 0.15, 0.05), "bow": (0.75, 0.15, 0.1)}
+_FRAMING_ARMS = (0.55, 0.2, 0.25)
 
 
 @dataclass
@@ -69,6 +77,9 @@ class SynthConfig:
     fps: float = 30.0
     context_prob: float = 0.9                  # P(own scene) and P(own object) in train/val/test_in
     failure_prob: float = 0.2                  # P(clip has a pose failure), every split
+    bystander_prob: float = 0.2                # P(a second, idle person in the scene)
+    no_action: bool = True                     # add the no_action class (last label)
+    no_action_factor: float = 1.5              # no_action clips per split = factor x clips per class
     workers: int = 1
 
     def per_class(self, split: str) -> int:
@@ -90,22 +101,31 @@ class ClipPlan:
     extra: dict = field(default_factory=dict)
 
 
-def class_list(n: int) -> list[ClassDef]:
+def class_list(n: int, no_action: bool = False) -> list[ClassDef]:
+    """The first n action classes of the catalogue, then `no_action` when asked for."""
     if not 2 <= n <= len(CATALOGUE):
         raise ValueError(f"--classes must be between 2 and {len(CATALOGUE)}, got {n}")
-    return list(CATALOGUE[:n])
+    return list(CATALOGUE[:n]) + ([NO_ACTION] if no_action else [])
 
 
 def plan(cfg: SynthConfig) -> list[ClipPlan]:
     """All clips of all splits, decided from `cfg.seed` alone."""
-    classes = class_list(cfg.classes)
+    classes = class_list(cfg.classes, cfg.no_action)
+    actions = [c for c in classes if c is not NO_ACTION]
     rng = np.random.default_rng(cfg.seed)
     plans: list[ClipPlan] = []
     for si, split in enumerate(SPLITS):
         for label, cd in enumerate(classes):
-            others = [c for c in classes if c is not cd]
-            for i in range(cfg.per_class(split)):
-                if split == "test_out":
+            others = [c for c in actions if c is not cd]
+            count = cfg.per_class(split)
+            if cd is NO_ACTION:
+                count = int(round(cfg.no_action_factor * count))
+            for i in range(count):
+                if cd is NO_ACTION:     # any class's scene and prop, independently: context says nothing
+                    scene = actions[int(rng.integers(len(actions)))].scene
+                    ctx = actions[int(rng.integers(len(actions)))]
+                    obj, in_ctx = ctx.obj, split != "test_out"
+                elif split == "test_out":
                     ctx = others[int(rng.integers(len(others)))]
                     scene, obj, in_ctx = ctx.scene, ctx.obj, False
                 else:
@@ -114,9 +134,12 @@ def plan(cfg: SynthConfig) -> list[ClipPlan]:
                     in_ctx = scene == cd.scene and obj == cd.obj
                     ctx = cd
                 failure = FAILURES[int(rng.integers(len(FAILURES)))] if rng.random() < cfg.failure_prob else None
+                framing = FRAMINGS[int(rng.choice(3, p=_FRAMING_P.get(cd.family, _FRAMING_ARMS)))]
+                bystander = bool(rng.random() < cfg.bystander_prob)
                 seed = int(np.random.SeedSequence([cfg.seed, si, label, i]).generate_state(1)[0])
                 spec = ClipSpec(family=cd.family, scene=scene, obj=obj, seed=seed, width=cfg.width,
-                                height=cfg.height, frames=cfg.frames, fps=cfg.fps, pose_failure=failure)
+                                height=cfg.height, frames=cfg.frames, fps=cfg.fps, pose_failure=failure,
+                                framing=framing, bystander=bystander)
                 plans.append(ClipPlan(name=f"{split}_{cd.name}_{i:04d}", split=split, label=label,
                                       label_name=cd.name, spec=spec, in_context=in_ctx, context_class=ctx.name))
     return plans
@@ -171,7 +194,7 @@ def make_clip(p: ClipPlan, root: Path) -> Clip:
     _normalise_zip(poses)
     extra = {"scene": spec.scene, "object": spec.obj, "in_context": p.in_context, "context_class": p.context_class,
              "pose_failure": spec.pose_failure, "family": spec.family, "frames": spec.frames, "fps": spec.fps,
-             "active_side": clip.side, "seed": spec.seed}
+             "active_side": clip.side, "seed": spec.seed, "framing": spec.framing, "bystander": spec.bystander}
     return Clip(video=video, label=p.label, label_name=p.label_name, poses=poses, split=p.split, extra=extra)
 
 
@@ -184,7 +207,7 @@ def generate(cfg: SynthConfig, on_clip: Callable[[Clip], None] | None = None) ->
     root = Path(cfg.out)
     root.mkdir(parents=True, exist_ok=True)
     plans = plan(cfg)
-    classes = [c.name for c in class_list(cfg.classes)]
+    classes = [c.name for c in class_list(cfg.classes, cfg.no_action)]
     jobs = [(p, root.resolve()) for p in plans]
     results: Iterator[Clip]
     if cfg.workers > 1:
@@ -208,6 +231,6 @@ def generate(cfg: SynthConfig, on_clip: Callable[[Clip], None] | None = None) ->
     for split, clips in by_split.items():
         out[split] = write_clip_index(root / f"{split}.jsonl", clips, classes)
     cfg_dict = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items() if k not in ("out", "workers")}
-    (root / "synth_config.json").write_text(json.dumps({"config": cfg_dict, "classes": [asdict(c) for c in class_list(cfg.classes)]},
+    (root / "synth_config.json").write_text(json.dumps({"config": cfg_dict, "classes": [asdict(c) for c in class_list(cfg.classes, cfg.no_action)]},
                                                        indent=1) + "\n")
     return out

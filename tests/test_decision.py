@@ -1,0 +1,51 @@
+"""The abstention rule: nobody, the no_action class, and the threshold each make the output no_action."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.decision import NO_ACTION, DecisionRule
+
+NAMES = ["waving", "squats", "kicking", NO_ACTION]
+
+
+def test_confident_action_is_decided_with_its_probability():
+    d = DecisionRule(threshold=0.5).decide([0.7, 0.1, 0.1, 0.1], NAMES, persons=1)
+    assert (d.action, d.reason, d.abstained) == ("waving", "action", False)
+    assert d.score == pytest.approx(0.7)
+
+
+def test_nobody_in_the_window_abstains_whatever_the_probabilities():
+    d = DecisionRule().decide([0.97, 0.01, 0.01, 0.01], NAMES, persons=0)
+    assert (d.action, d.reason) == (NO_ACTION, "nobody")
+    assert d.score == pytest.approx(0.03)
+
+
+def test_no_action_class_wins_when_most_probable():
+    d = DecisionRule().decide([0.3, 0.1, 0.1, 0.5], NAMES, persons=2)
+    assert (d.action, d.reason) == (NO_ACTION, "no_action_class")
+    assert d.score == pytest.approx(0.7)   # 1 - the best action's probability
+
+
+def test_threshold_abstains_on_a_spread_distribution_and_ties_go_to_the_lower_index():
+    spread = [0.34, 0.34, 0.2, 0.12]
+    assert DecisionRule(threshold=0.4).decide(spread, NAMES).reason == "below_threshold"
+    d = DecisionRule(threshold=0.3).decide(spread, NAMES)
+    assert d.action == "waving"
+
+
+def test_models_without_a_no_action_class_use_the_threshold_only():
+    names = ["a", "b"]
+    assert DecisionRule(threshold=0.6).decide([0.55, 0.45], names).action == NO_ACTION
+    assert DecisionRule(threshold=0.5).decide([0.55, 0.45], names).action == "a"
+
+
+def test_checkpoint_rule_and_override():
+    extra = {"decision": {"threshold": 0.42, "calibration": "synthetic val"}}
+    assert DecisionRule.from_checkpoint(extra).threshold == 0.42
+    assert DecisionRule.from_checkpoint({}).threshold == 0.0
+    assert DecisionRule.from_checkpoint(extra, threshold=0.9).threshold == 0.9
+    with pytest.raises(ValueError, match="threshold"):
+        DecisionRule(threshold=1.5)
+    with pytest.raises(ValueError, match="probabilities"):
+        DecisionRule().decide(np.ones(3) / 3, NAMES)
