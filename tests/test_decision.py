@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.decision import NO_ACTION, DecisionRule
+from core.decision import NO_ACTION, DecisionRule, calibrate_threshold
 
 NAMES = ["waving", "squats", "kicking", NO_ACTION]
 
@@ -49,3 +49,21 @@ def test_checkpoint_rule_and_override():
         DecisionRule(threshold=1.5)
     with pytest.raises(ValueError, match="probabilities"):
         DecisionRule().decide(np.ones(3) / 3, NAMES)
+
+
+def test_calibrated_threshold_keeps_the_asked_share_of_correct_action_windows():
+    rng = np.random.default_rng(0)
+    n = 400
+    labels = rng.integers(0, 4, n)
+    logits = rng.normal(0, 1, (n, 4))
+    logits[np.arange(n), labels] += rng.uniform(0, 4, n)
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    t = calibrate_threshold(probs, labels, NAMES, keep=0.9)
+    correct = (probs.argmax(1) == labels) & (labels != 3)          # no_action windows do not count
+    kept = probs[correct, labels[correct]] >= t
+    assert abs(kept.mean() - 0.9) < 0.01
+    rule = DecisionRule(threshold=t)
+    decided = [rule.decide(pv, NAMES).action for pv in probs[correct]]
+    assert np.mean([d != NO_ACTION for d in decided]) <= kept.mean() + 1e-9
+    with pytest.raises(ValueError, match="no correctly"):
+        calibrate_threshold(probs[:5] * 0 + [0, 0, 0, 1], labels[:5] * 0, NAMES)

@@ -216,9 +216,9 @@ def test_framing_bystanders_and_styles_reach_the_cache():
     hips = [COCO17.index("l_hip"), COCO17.index("r_hip")]
     assert (render_clip(legs).state[:, ankles] == OUTSIDE).mean() > 0.9
     knees = [COCO17.index("l_knee"), COCO17.index("r_knee")]
-    ups = [render_clip(replace(upper, seed=seed)) for seed in range(6)]
+    ups = [render_clip(replace(upper, seed=seed)) for seed in range(12)]
     assert all((up.state[:, knees + ankles] == OUTSIDE).all() for up in ups)
-    assert np.mean([(up.state[:, hips] == OUTSIDE).mean() for up in ups]) > 0.3    # hips at the frame edge
+    assert np.mean([(up.state[:, hips] == OUTSIDE).mean() for up in ups]) > 0.15   # the edge cuts at the hips
     assert (render_clip(full).state[:, ankles] != OUTSIDE).all()
     # a bystander is a second person in the cache, smaller or larger, with its own keypoints
     clip = render_clip(replace(full, bystander=True))

@@ -104,7 +104,7 @@ def render_clip(spec: ClipSpec, draw_figure: bool = True) -> RenderedClip:
     if spec.framing != "full" and failure != "out_of_frame":
         # the frame's bottom edge cuts the shins (legs_cut) or the hips (upper_body); what is left of the
         # person fills 75-95 % of the height, as in a close-up shot
-        cut = float(rng.uniform(0.08, 0.3)) if spec.framing == "legs_cut" else float(rng.uniform(0.45, 0.62))
+        cut = float(rng.uniform(0.08, 0.3)) if spec.framing == "legs_cut" else float(rng.uniform(0.4, 0.56))
         s = h * float(rng.uniform(0.75, 0.95)) / max(top - cut, 0.2)
         floor_v = h + s * cut
         cx = w / 2 + float(rng.uniform(-0.2, 0.2)) * w
