@@ -125,7 +125,7 @@ def forward_kinematics(body: Body, pose: dict[str, np.ndarray], yaw: np.ndarray)
     """Pose dict (from `motions`) -> 3D points; feet are planted so the lowest ankle touches the floor.
 
     Keys: segment directions in `SEGMENTS` (F,3), optional `l_target`/`r_target` wrist IK targets relative
-    to the neck in the upper-body frame, `pitch`, `lean`, `twist` (degrees, F), `jump` (F, body units).
+    to the neck in the upper-body frame (with optional `l_pole`/`r_pole`: where the elbow points), `pitch`, `lean`, `twist` (degrees, F), `jump` (F, body units).
     """
     nf = len(yaw)
     zeros = np.zeros(nf)
@@ -155,7 +155,7 @@ def forward_kinematics(body: Body, pose: dict[str, np.ndarray], yaw: np.ndarray)
     for s in "lr":
         if f"{s}_target" in pose:
             target = neck + _mv(r_up, pose[f"{s}_target"])
-            pole = _mv(r_up, np.tile([SIDE[s] * 0.7, -0.6, -0.4], (nf, 1)))
+            pole = _mv(r_up, pose.get(f"{s}_pole", np.tile([SIDE[s] * 0.7, -0.6, -0.4], (nf, 1))))
             elbows[s], wrists[s] = two_bone_ik(shoulders[s], target, body.upper_arm, body.forearm, pole)
         else:
             elbows[s] = shoulders[s] + pose[f"{s}_upper"] * body.upper_arm

@@ -145,8 +145,11 @@ def hand_to_mouth(ph: np.ndarray, side: str, amp: float, style: Style) -> Pose:
     sg = _sgn(side)
     e = keyframes(ph, [0.0, 0.15, 0.42, 0.72, 0.95, 1.0], [0, 0, 1, 1, 0, 0])
     rest = np.array([sg * 0.14, -0.34 + style["rest_up"], 0.17 + 0.5 * style["rest_up"]])
-    mouth = np.array([sg * 0.025, 0.035, 0.12])
+    # the held cup/bottle puts the wrist beside and below the mouth, not on it
+    mouth = np.array([sg * (0.025 + style["offset"]), 0.035 - 0.5 * style["offset"], 0.12])
     p[f"{side}_target"] = rest + (mouth - rest) * e[:, None]
+    if style["elbow_up"]:   # a bottle tipped up: the elbow rises sideways to shoulder height (as measured)
+        p[f"{side}_pole"] = np.tile([sg * 0.9, style["elbow_up"], -0.2], (n, 1))
     p["nod"] = -style["tilt"] * e * amp
     p["pitch"] = -3 * e
     return p
@@ -351,17 +354,20 @@ def _no_styles(rng: np.random.Generator) -> Style:
 
 
 FAMILIES: dict[str, Family] = {
-    "wave": Family(wave, 1.9, lambda r: {"raise": _u(r, 80, 150), "flex": _u(r, 0, 25),
+    "wave": Family(wave, 1.9, lambda r: {"raise": _u(r, 95, 150), "flex": _u(r, 0, 25),
                                          "both": float(r.random() < 0.35)}),
     "jumping_jack": Family(jumping_jack, 1.0, lambda r: {"reach": _u(r, 120, 165)}),
-    "squat": Family(squat, 0.55, lambda r: {"arms": _u(r, 0, 1)}),
+    "squat": Family(squat, 0.55, lambda r: {"arms": _u(r, 0, 1), "rest": _u(r, 0.0, 0.3)}),
     "punch": Family(punch, 1.5, lambda r: {"height": _u(r, 70, 100), "jabs": float(r.random() < 0.25)}),
-    "hand_to_mouth": Family(hand_to_mouth, 0.55, lambda r: {"rest_up": _u(r, 0, 0.14), "tilt": _u(r, 5, 30)}),
-    "kick": Family(kick, 0.7, lambda r: {"height": _u(r, 50, 90), "side_kick": float(r.random() < 0.35)}),
+    "hand_to_mouth": Family(hand_to_mouth, 0.55, lambda r: {
+        "rest_up": _u(r, 0, 0.14), "tilt": _u(r, 5, 30), "offset": _u(r, 0.0, 0.07),
+        "elbow_up": _u(r, -0.25, 0.25) if r.random() < 0.6 else 0.0, "rest": _u(r, 0.0, 0.5)}),
+    "kick": Family(kick, 0.7, lambda r: {"height": _u(r, 30, 90), "side_kick": float(r.random() < 0.35),
+                                         "rest": _u(r, 0.0, 0.6)}),
     "march": Family(march, 0.9, lambda r: {"knee": _u(r, 55, 95), "hands_out": float(r.random() < 0.4)}),
     "arm_circles": Family(arm_circles, 1.2, lambda r: {"radius": _u(r, 0.35, 2.5),
                                                        "direction": 1.0 if r.random() < 0.5 else -1.0}),
-    "bow": Family(bow, 0.5, lambda r: {"depth": _u(r, 45, 85)}),
+    "bow": Family(bow, 0.5, lambda r: {"depth": _u(r, 45, 85), "rest": _u(r, 0.0, 0.5)}),
     "swing": Family(swing, 0.6, _no_styles),
     "none": Family(no_action, 0.5, lambda r: {"kind": float(r.integers(len(NO_ACTION_KINDS))),
                                               **{f"c{i}": _u(r, -1, 1) for i in range(16)}}),
@@ -394,6 +400,11 @@ def animate(family: str, t: np.ndarray, timing: Timing, side: str, style: Style 
         style = fam.styles(np.random.default_rng(0))
     warped = t + timing.warp * np.sin(2 * np.pi * t / 1.7 + timing.warp_phase)
     ph = fam.hz * timing.speed * warped + timing.phase
+    rest = float(style.get("rest", 0.0))
+    if rest > 0:   # single repetitions: the movement at its own speed, then standing for a while
+        cycles = ph * (1.0 - rest)
+        u = np.minimum((cycles % 1.0) / (1.0 - rest), 1.0 - 1e-6)
+        ph = np.floor(cycles) + u
     pose = fam.fn(ph, side, timing.amp, style)
     n = len(t)
     sway = 1.5 * np.sin(2 * np.pi * 0.35 * t + timing.warp_phase)
