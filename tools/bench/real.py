@@ -44,6 +44,9 @@ def cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pose-model", default=None)
     parser.add_argument("--limit", type=int, default=None, help="only the first N labelled clips (CI)")
     parser.add_argument("--out", type=Path, default=None, help="folder for real_eval.json / real_eval.md")
+    parser.add_argument("--record", type=Path, default=None, metavar="JSON",
+                        help="also store the summary and this command under 'real_clips' in JSON (e.g. "
+                             "checkpoints/default.json)")
 
 
 def _label_of(path: Path, relabel: list[tuple[str, str]]) -> str | None:
@@ -247,4 +250,28 @@ def run(args: argparse.Namespace) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "real_eval.json").write_text(json.dumps(result, indent=1) + "\n")
         (args.out / "real_eval.md").write_text(text)
+    if args.record:
+        record(args.record, result, "python -m tools.bench real " + " ".join(_argv_for_record(args)))
     return 0
+
+
+def _argv_for_record(args: argparse.Namespace) -> list[str]:
+    out = []
+    for flag in ("clips", "other", "checkpoint", "engine", "threshold", "average", "limit"):
+        value = getattr(args, flag)
+        if value is not None and not (flag == "engine" and value == "auto"):
+            out += [f"--{flag}", str(value)]
+    return out
+
+
+def record(path: Path, result: dict, command: str) -> None:
+    """Merge the headline numbers into a JSON file (the checkpoint's card), keeping what else it holds."""
+    data = json.loads(path.read_text()) if path.exists() else {}
+    s = result["summary"]
+    keep = ("clips", "top1", "top3", "per_class", "abstention_rate", "mean_gate_per_class", "other_videos",
+            "other_non_abstaining_rate")
+    entry = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items() if k in keep}
+    entry["per_clip"] = {c["video"]: c["pred"] for c in result["clips"]}
+    entry["command"] = command
+    data["real_clips"] = entry
+    path.write_text(json.dumps(data, indent=1) + "\n")
