@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
-from realtime.engines.base import Engine, EngineResult
+from realtime.engines.base import Engine, EnginePlugin, EngineResult
 
 
 class TorchCPUEngine(Engine):
@@ -36,5 +36,16 @@ class TorchCPUEngine(Engine):
         return f"torch cpu ({self.threads} thread{'s' if self.threads != 1 else ''})"
 
 
-def create(model: Any, checkpoint_path: str | Path | None, args: argparse.Namespace) -> Engine:
-    return TorchCPUEngine(model, threads=getattr(args, "threads", None))
+@dataclass(frozen=True)
+class TorchCPU(EnginePlugin):
+    """``--engine torch``: intra-op threads from ``--threads``."""
+
+    name = "torch"
+    threads: int | None = None
+
+    @classmethod
+    def configure(cls, args: argparse.Namespace) -> "TorchCPU":
+        return cls(threads=getattr(args, "threads", None))
+
+    def create(self, model: Any, checkpoint: Any = None) -> Engine:
+        return TorchCPUEngine(model, threads=self.threads)
