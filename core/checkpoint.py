@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from core.errors import UserError
+from core.errors import UserError, one_line
 from core.model import IntegralAction, ModelConfig, build_model
 
 FORMAT = "integralaction-live/1"
@@ -87,7 +87,7 @@ def _torch_load(source: Any, path: Path) -> Any:
         return torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt/untrusted files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path} with weights_only=True: {first[:200]}") from None
+        raise CheckpointError(f"cannot read checkpoint {path} with weights_only=True: {one_line(first, 200)}") from None
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
@@ -113,7 +113,7 @@ def _build(payload: dict[str, Any], path: Path) -> IntegralAction:
     try:
         result = model.load_state_dict(payload["state_dict"], strict=False)
     except RuntimeError as exc:  # shape mismatches
-        detail = " ".join(str(exc).split())[:300]
+        detail = one_line(exc)
         raise CheckpointError(f"incompatible checkpoint {path}: {detail}") from None
     if result.missing_keys or result.unexpected_keys:
         parts = []

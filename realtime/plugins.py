@@ -21,7 +21,7 @@ import argparse
 import importlib
 from typing import Callable
 
-from core.errors import UserError
+from core.errors import UserError, one_line
 
 __all__ = ["Registry"]
 
@@ -54,7 +54,7 @@ class Registry:
                 raise self._missing(name, f"{module_name} does not exist in this build") from None
             raise self._missing(name, f"needs the Python package {exc.name!r}, which is not installed") from None
         except ImportError as exc:
-            raise self._missing(name, f"cannot be imported here: {str(exc).splitlines()[0] if str(exc) else exc}") from None
+            raise self._missing(name, f"cannot be imported here: {one_line(str(exc).splitlines()[0] if str(exc) else exc)}") from None
         return getattr(module, class_name)
 
     def add_cli(self, parser: argparse.ArgumentParser) -> None:

@@ -96,11 +96,12 @@ def run(s, on_event: Callable[[str, str, Any], None] | None = None) -> RunResult
             ring = ShmRing.create(unique_name(prefix, name), slots, shape, dtype)
             rings.append(ring)
             channels.rings[name] = ring.spec
-        roles: list[tuple[str, Callable, tuple]] = [("publisher", publish.run, (s,)),
-                                                   ("inference", infer.run, (s, checkpoint)),
-                                                   ("assembly", assemble.run, (s,))]
+        roles: list[tuple[str, Callable, tuple]] = [("publisher", publish.run, (s,)), ("assembly", assemble.run, (s,))]
         roles += [(f"pose worker {i}", pose.run, (s, i)) for i in range(s.pose.workers)]
         roles.append(("capture", capture.run, (s,)))
+        # last: `start()` hands a child its arguments through a pipe, and the checkpoint's bytes fill it until
+        # that child has started its interpreter; the others must not wait behind it
+        roles.append(("inference", infer.run, (s, checkpoint)))
         with _sigint_blocked():  # inherited through exec: children start with SIGINT blocked
             for role, target, args in roles:
                 proc = ctx.Process(target=child_main, args=(role, target, channels, *args), name=f"ia-live {role}",

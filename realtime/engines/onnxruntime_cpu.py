@@ -18,6 +18,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from core.errors import one_line
 from core.export import cache_dir, export_onnx, input_names, model_digest, shape_key
 from realtime.engines.base import Engine, EngineError, EnginePlugin, EngineResult, add_common_cli
 
@@ -69,7 +70,7 @@ class OnnxRuntimeEngine(Engine):
         try:
             self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # corrupt cache file, unsupported op
-            raise EngineError(f"onnxruntime cannot load {onnx_path}: {str(exc).splitlines()[0][:200]}") from None
+            raise EngineError(f"onnxruntime cannot load {onnx_path}: {one_line(str(exc).splitlines()[0] if str(exc) else exc, 200)}") from None
         self.path = Path(onnx_path)
         self.inputs = list(inputs)
         self.threads = threads
