@@ -251,6 +251,13 @@ class ClipDataset(Dataset):
                                                   scores.reshape(1, t * p, sk.num_joints), rng, spec, skeleton=sk)
         return crops, mapped.reshape(t, p, sk.num_joints, 2), sc.reshape(t, p, sk.num_joints)
 
+    def clip_at(self, index: int, start: float) -> dict[str, torch.Tensor]:
+        """Test-time inputs (no augmentation) of the clip of video ``index`` that starts at source frame
+        ``start`` (fractional starts are the live stream's: `core.sampling.clip_indices`)."""
+        clip = self.clips[index]
+        pose = self._pose_cache(clip) if self.config.use_pose else None
+        return self._clip_arrays(clip, self._video_info(clip, pose), pose, start, None)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         clip = self.clips[index]
         c = self.config
@@ -264,7 +271,7 @@ class ClipDataset(Dataset):
         else:
             starts = sampling.test_clip_starts(info.num_frames, info.fps, c.frames, c.tau, n_clips=c.n_clips,
                                                ref_fps=c.ref_fps)
-            parts = [self._clip_arrays(clip, info, pose, int(s), None) for s in starts]
+            parts = [self.clip_at(index, int(s)) for s in starts]
             item = {k: torch.stack([p[k] for p in parts]) for k in parts[0]}
         item["label"] = int(clip.label)
         item["index"] = int(index)
