@@ -24,6 +24,9 @@ class FlowPolicy:
     """The questions a stage asks; see the module docstring for the two answers."""
 
     live: bool = False
+    #: open the source before reporting ready (a file), or only at `go` (a live source would buffer a
+    #: start-up's worth of stale frames meanwhile)
+    open_early: bool = True
 
     def take_slot(self, child, free: Any, room: Callable[[], bool]) -> int | None:
         """A free slot from ``free`` once ``room()`` holds; None: drop the item instead."""
@@ -54,6 +57,7 @@ class BackPressure(FlowPolicy):
 
 class DropStale(FlowPolicy):
     live = True
+    open_early = False
 
     def __init__(self, gap_s: float) -> None:
         self.gap_s = float(gap_s)

@@ -32,13 +32,13 @@ def run(child: Child, s) -> None:
     tick_slots = ch.rings["rgb"].slots
     display = "display" in ch.rings and flow.waits_for_publisher()
     source = FrameSource(s.source, s.info, stop=ch.stop.is_set)
-    if not flow.live:
+    if flow.open_early:
         source.open()
     for slot in range(raw.slots):  # capture is the only taker of raw slots: it fills the free list
         ch.free_raw.put(slot)
     child.event("ready")
     child.wait_until(ch.go.is_set, 0.01)
-    if flow.live:
+    if not flow.open_early:
         _open_live(source, child)
     tick, segment = 0, 0
     previous_ts: float | None = None
