@@ -12,12 +12,15 @@ resized frame (no half-pixel correction), pixel (row i, col j) is the point (x=j
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from core.skeletons import Skeleton, get_skeleton
+
+if TYPE_CHECKING:  # the live pipeline's pose and assembly processes never import torch
+    import torch
 
 __all__ = ["CropSpec", "CropTransform", "crop_transform", "apply_crop", "keypoints_to_map",
            "frames_to_array", "frames_to_tensor", "random_augment", "resized_shape"]
@@ -119,6 +122,8 @@ def frames_to_array(frames_rgb: np.ndarray, out: np.ndarray | None = None) -> np
 
 def frames_to_tensor(frames_rgb: np.ndarray) -> torch.Tensor:
     """`frames_to_array` as a torch tensor (the dataset's form of the same numbers)."""
+    import torch
+
     return torch.from_numpy(frames_to_array(frames_rgb))
 
 

@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from multiprocessing import connection
 from typing import Any, Callable, Iterator
 
+import numpy as np
+
 from core.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, UserError, one_line
 from realtime.defaults import STOP_GRACE_S, WINDOW_SLOTS
 from realtime.shm_ring import ShmRing, reclaim_stale, segment_prefix, unique_name
@@ -92,16 +94,21 @@ def run(s, on_event: Callable[[str, str, Any], None] | None = None) -> RunResult
         prefix = segment_prefix()
         with _semaphores_named(prefix):
             channels = Channels.create(ctx)
-        for name, (slots, shape, dtype) in ring_layout(s).items():
+        layout = ring_layout(s)
+        # the checkpoint's bytes reach the inference process through shared memory, not through the pipe
+        # that hands a spawned child its arguments: a 20+ MB argument would block `Process.start()` until the
+        # child has imported its modules, and forever if the child died first
+        layout["checkpoint"] = (1, (len(checkpoint.data),), "uint8")
+        for name, (slots, shape, dtype) in layout.items():
             ring = ShmRing.create(unique_name(prefix, name), slots, shape, dtype)
             rings.append(ring)
             channels.rings[name] = ring.spec
-        roles: list[tuple[str, Callable, tuple]] = [("publisher", publish.run, (s,)), ("assembly", assemble.run, (s,))]
+        rings[-1].write(0, np.frombuffer(checkpoint.data, np.uint8))
+        roles: list[tuple[str, Callable, tuple]] = [
+            ("publisher", publish.run, (s,)), ("inference", infer.run, (s, checkpoint.path, checkpoint.sha256)),
+            ("assembly", assemble.run, (s,))]
         roles += [(f"pose worker {i}", pose.run, (s, i)) for i in range(s.pose.workers)]
         roles.append(("capture", capture.run, (s,)))
-        # last: `start()` hands a child its arguments through a pipe, and the checkpoint's bytes fill it until
-        # that child has started its interpreter; the others must not wait behind it
-        roles.append(("inference", infer.run, (s, checkpoint)))
         with _sigint_blocked():  # inherited through exec: children start with SIGINT blocked
             for role, target, args in roles:
                 proc = ctx.Process(target=child_main, args=(role, target, channels, *args), name=f"ia-live {role}",

@@ -15,9 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
-from core.export import ExportWrapper, input_names
 from realtime.engines.base import Engine, EngineError, EnginePlugin, EngineResult, EngineUnavailable, add_common_cli
 
 
@@ -26,6 +24,10 @@ class CudaEngine(Engine):
 
     def __init__(self, model: torch.nn.Module, precision: str = "fp16", compile_mode: str | None = "reduce-overhead",
                  warmup: int = 3) -> None:
+        import torch
+
+        from core.export import ExportWrapper, input_names
+
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.precision = precision
         self.device = torch.device("cuda")
@@ -40,19 +42,25 @@ class CudaEngine(Engine):
         for _ in range(warmup):  # compile + record the CUDA graph now, not on the first live window
             self(zeros.get("rgb"), zeros.get("pose"))
 
-    @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, pose: np.ndarray) -> EngineResult:
+        import torch
+
         feeds = {"rgb": rgb, "pose": pose}
-        args = [torch.from_numpy(feeds[n]).to(self.device, self.dtype, non_blocking=True) for n in self.inputs]
-        probs, _logits, gate = self.module(*args)
+        with torch.inference_mode():
+            args = [torch.from_numpy(feeds[n]).to(self.device, self.dtype, non_blocking=True) for n in self.inputs]
+            probs, _logits, gate = self.module(*args)
         # .cpu() copies and synchronises before the next replay overwrites the CUDA-graph outputs
         return EngineResult(probs=probs[0].float().cpu().double().numpy(), gate=float(gate[0].float().cpu()))
 
     def close(self) -> None:
+        import torch
+
         self.module = None
         torch.cuda.empty_cache()
 
     def describe(self) -> str:
+        import torch
+
         return f"cuda {self.precision} ({torch.cuda.get_device_name(self.device)}, torch.compile {self.compile_mode})"
 
 
@@ -72,6 +80,8 @@ class Cuda(EnginePlugin):
         return cls(precision=getattr(args, "precision", None) or "auto")
 
     def create(self, model: Any, checkpoint: Any = None) -> Engine:
+        import torch
+
         if not torch.cuda.is_available():
             build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, but no GPU is visible"
             raise EngineUnavailable(f"engine 'cuda' needs an NVIDIA GPU; torch {torch.__version__} here is {build}")

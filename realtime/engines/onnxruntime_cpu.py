@@ -15,11 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
-import torch
 
 from core.errors import one_line
-from core.export import cache_dir, export_onnx, input_names, model_digest, shape_key
 from realtime.engines.base import Engine, EngineError, EnginePlugin, EngineResult, add_common_cli
 
 OPSET = 17
@@ -27,8 +24,12 @@ OPSET = 17
 STATS = {"exports": 0, "quantizations": 0}
 
 
-def onnx_cache_path(model: torch.nn.Module, checkpoint_path: Any, directory: Path,
+def onnx_cache_path(model: "torch.nn.Module", checkpoint_path: Any, directory: Path,
                     calibration_digest: str | None = None) -> Path:
+    import torch
+
+    from core.export import model_digest, shape_key
+
     key = f"{model_digest(model, checkpoint_path)}-{shape_key(model)}-opset{OPSET}-torch{torch.__version__.split('+')[0]}"
     if calibration_digest is not None:
         from realtime.engines.quantize import RECIPE
@@ -37,8 +38,10 @@ def onnx_cache_path(model: torch.nn.Module, checkpoint_path: Any, directory: Pat
     return directory / f"{key}.onnx"
 
 
-def ensure_onnx(model: torch.nn.Module, checkpoint_path: Any, directory: Path) -> Path:
+def ensure_onnx(model: "torch.nn.Module", checkpoint_path: Any, directory: Path) -> Path:
     """The cached fp32 ONNX file for this model, exporting it first if it is not there yet."""
+    from core.export import export_onnx
+
     path = onnx_cache_path(model, checkpoint_path, directory)
     if not path.is_file():
         export_onnx(model, path, opset=OPSET, dynamic_batch=False)
@@ -46,7 +49,7 @@ def ensure_onnx(model: torch.nn.Module, checkpoint_path: Any, directory: Path) -
     return path
 
 
-def ensure_int8(model: torch.nn.Module, checkpoint_path: Any, directory: Path,
+def ensure_int8(model: "torch.nn.Module", checkpoint_path: Any, directory: Path,
                 clips: list) -> Path:
     from realtime.engines.quantize import clips_digest, quantize_int8
 
@@ -62,6 +65,8 @@ class OnnxRuntimeEngine(Engine):
 
     def __init__(self, onnx_path: str | os.PathLike, inputs: list[str], threads: int | None = None,
                  precision: str = "fp32") -> None:
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
@@ -110,6 +115,8 @@ class OnnxRuntime(EnginePlugin):
                    calibration=getattr(args, "calibration", None), engine_cache=getattr(args, "engine_cache", None))
 
     def create(self, model: Any, checkpoint: Any = None) -> Engine:
+        from core.export import cache_dir, input_names
+
         precision = "fp32" if self.precision == "auto" else self.precision
         if precision not in ("fp32", "int8"):
             raise EngineError(f"onnxruntime runs fp32 or int8 on the CPU, not {precision}")

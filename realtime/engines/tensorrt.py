@@ -23,9 +23,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
-from core.export import cache_dir, export_program, input_names, input_shapes, model_digest
 from realtime.engines.base import Engine, EngineError, EnginePlugin, EngineResult, EngineUnavailable, add_common_cli
 
 #: how many compilations this process ran (a cache hit must not add one)
@@ -44,12 +42,14 @@ class Backend:
 
     version: str
     compile: Callable[[Any, list[tuple[int, ...]], str], Any]  # (exported_program, shapes, precision) -> module
-    save: Callable[[Any, Path, list[torch.Tensor]], None]
+    save: Callable[[Any, Path, list], None]
     load: Callable[[Path], Callable[..., Any]]  # -> callable module
 
 
 def tensorrt_backend() -> Backend:
     """The real torch-tensorrt; EngineUnavailable (one line) where it or a CUDA GPU is missing."""
+    import torch
+
     if not torch.cuda.is_available():
         raise EngineUnavailable("engine 'tensorrt' needs an NVIDIA GPU with CUDA; torch here "
                                 f"({torch.__version__}) sees none")
@@ -78,9 +78,13 @@ def tensorrt_backend() -> Backend:
     return Backend(version=version, compile=compile_, save=save, load=load)
 
 
-def compiled_module(model: torch.nn.Module, checkpoint_path: Any, directory: Path,
+def compiled_module(model: "torch.nn.Module", checkpoint_path: Any, directory: Path,
                     backend: Backend, precision: str = "fp16", device: str = "cuda") -> tuple[Any, Path, bool]:
     """(callable module, cache file, cache hit?): load the cached program, or export + compile + save it."""
+    import torch
+
+    from core.export import export_program, input_shapes, model_digest
+
     shapes = input_shapes(model, batch=1)
     path = Path(directory) / f"{cache_key(model_digest(model, checkpoint_path), shapes, backend.version, precision)}.ep"
     if path.is_file():
@@ -105,14 +109,18 @@ class TensorRTEngine(Engine):
     def __init__(self, module: Any, inputs: list[str], precision: str, path: Path, device: str = "cuda") -> None:
         self.module, self.inputs, self.precision, self.path, self.device = module, inputs, precision, path, device
 
-    @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, pose: np.ndarray) -> EngineResult:
+        import torch
+
         feeds = {"rgb": rgb, "pose": pose}
-        args = [torch.from_numpy(feeds[n]).to(self.device, non_blocking=True) for n in self.inputs]
-        probs, _logits, gate = self.module(*args)
+        with torch.inference_mode():
+            args = [torch.from_numpy(feeds[n]).to(self.device, non_blocking=True) for n in self.inputs]
+            probs, _logits, gate = self.module(*args)
         return EngineResult(probs=probs[0].double().cpu().numpy(), gate=float(gate[0]))
 
     def close(self) -> None:
+        import torch
+
         self.module = None
         if self.device == "cuda" and torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -140,6 +148,8 @@ class TensorRT(EnginePlugin):
         return cls(precision=getattr(args, "precision", None) or "auto", engine_cache=getattr(args, "engine_cache", None))
 
     def create(self, model: Any, checkpoint: Any = None) -> Engine:
+        from core.export import cache_dir, input_names
+
         backend = self.backend or tensorrt_backend()
         precision = "fp16" if self.precision == "auto" else self.precision
         if precision not in ("fp16", "fp32"):

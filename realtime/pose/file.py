@@ -44,18 +44,34 @@ class FileBackend(PoseBackend):
     skeleton = "coco17"  # replaced per instance by the cache's own layout
 
     def __init__(self, cache_path: Path) -> None:
-        from core.posecache import PoseCacheError, PoseTrack
-
         self.cache_path = Path(cache_path)
-        try:
-            self.track = PoseTrack.load(self.cache_path)
-        except PoseCacheError as exc:
-            raise PoseBackendError(one_line(exc)) from None
-        cache = self.track.cache
+        self._track = None
+        cache = self.track.cache   # load (and validate) now: a bad cache fails before any worker starts
         self.skeleton = cache.skeleton
         self.width = cache.width
         self.height = cache.height
         self.fps = cache.fps
+
+    @property
+    def track(self):
+        """The cache as a `core.posecache.PoseTrack`, loaded on first use."""
+        if self._track is None:
+            from core.posecache import PoseCacheError, PoseTrack
+
+            try:
+                self._track = PoseTrack.load(self.cache_path)
+            except PoseCacheError as exc:
+                raise PoseBackendError(one_line(exc)) from None
+        return self._track
+
+    def close(self) -> None:
+        self._track = None
+
+    def __getstate__(self) -> dict:
+        # a worker reloads the file: the arrays would otherwise travel in every worker's start-up arguments
+        state = self.__dict__.copy()
+        state["_track"] = None
+        return state
 
     @property
     def num_frames(self) -> int:

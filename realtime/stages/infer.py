@@ -1,7 +1,7 @@
 """Inference: window tensors -> class probabilities -> averaged -> decided action.
 
-The model comes from the checkpoint bytes the parent read and validated (`core.checkpoint.CheckpointBlob`),
-so the file is read and hashed once per run; the configured engine plugin (`realtime.engines`) builds the
+The model comes from the checkpoint bytes the parent read and validated (`core.checkpoint.CheckpointBlob`,
+handed over in a shared-memory segment), so the file is read and hashed once per run; the configured engine plugin (`realtime.engines`) builds the
 engine around it and is warmed up on zeros before the process reports ready, so the first prediction's
 latency is a prediction's, not a compilation's. Live, the newest window wins and stale ones go back to
 assembly unprocessed (`realtime.flow.QueueReader`).
@@ -22,14 +22,18 @@ from realtime.stages.child import Child, PipelineError, set_threads
 from realtime.window import ProbAverager
 
 
-def run(child: Child, s, checkpoint) -> None:
+def run(child: Child, s, path: str, sha256: str) -> None:
     import torch
 
+    from core.checkpoint import CheckpointBlob
     from realtime.engines import EngineError
 
     torch.set_num_threads(max(1, s.threads))
     set_threads(1)
     ch = child.ch
+    ring = ShmRing.attach(ch.rings["checkpoint"])
+    checkpoint = CheckpointBlob(path=path, data=ring.read(0).tobytes(), sha256=sha256)
+    ring.close()
     try:
         model = checkpoint.model()
         engine = s.engine.create(model, checkpoint)
