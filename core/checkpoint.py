@@ -7,19 +7,22 @@ Only tensors and plain Python values are stored, so a checkpoint loads with
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from core.errors import UserError, one_line
 from core.model import IntegralAction, ModelConfig, build_model
 
 FORMAT = "integralaction-live/1"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A checkpoint that cannot be used; the message is one line naming the problem."""
 
 
@@ -67,18 +70,7 @@ def save_checkpoint(path: str | os.PathLike, model: IntegralAction, class_names:
     return path
 
 
-def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load and validate the payload without building the model."""
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint not found: {path}")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint is empty: {path}")
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for corrupt/untrusted files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"cannot read checkpoint {path} with weights_only=True: {first[:200]}") from None
+def _validated_payload(payload: Any, path: Path) -> dict[str, Any]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         hint = ""
         if isinstance(payload, dict) and ("network" in payload or any(str(k).startswith("module.") for k in payload)):
@@ -90,9 +82,29 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
-def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> IntegralAction:
-    """Rebuild the model in eval mode with `config`, `class_names` and `checkpoint_extra` attached."""
-    payload = read_checkpoint(path)
+def _torch_load(source: Any, path: Path) -> Any:
+    try:
+        return torch.load(source, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for corrupt/untrusted files
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"cannot read checkpoint {path} with weights_only=True: {one_line(first, 200)}") from None
+
+
+def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """Load and validate the payload without building the model."""
+    path = Path(path)
+    _check_file(path)
+    return _validated_payload(_torch_load(path, path), path)
+
+
+def _check_file(path: Path) -> None:
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    if path.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint is empty: {path}")
+
+
+def _build(payload: dict[str, Any], path: Path) -> IntegralAction:
     try:
         config = ModelConfig.from_dict(payload["config"])
         model = build_model(config, class_names=payload["class_names"])
@@ -101,7 +113,7 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         result = model.load_state_dict(payload["state_dict"], strict=False)
     except RuntimeError as exc:  # shape mismatches
-        detail = " ".join(str(exc).split())[:300]
+        detail = one_line(exc)
         raise CheckpointError(f"incompatible checkpoint {path}: {detail}") from None
     if result.missing_keys or result.unexpected_keys:
         parts = []
@@ -111,7 +123,45 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
             parts.append(f"{len(result.unexpected_keys)} unexpected (e.g. {result.unexpected_keys[0]})")
         raise CheckpointError(f"incompatible checkpoint {path}: " + ", ".join(parts))
     model.checkpoint_extra = payload.get("extra", {})
-    return model.to(map_location).eval()
+    return model.eval()
+
+
+def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> IntegralAction:
+    """Rebuild the model in eval mode with `config`, `class_names` and `checkpoint_extra` attached."""
+    path = Path(path)
+    return _build(read_checkpoint(path), path).to(map_location)
+
+
+@dataclass(frozen=True)
+class CheckpointBlob:
+    """A checkpoint file read once: its bytes and their sha256.
+
+    Why: the live pipeline needs the checkpoint in two processes (the parent validates it before anything
+    starts, the inference process runs it) and its hash as the key of compiled-engine caches. Reading the
+    file once and handing these bytes to the inference process means one read and one hash, and the process
+    runs exactly the weights the parent validated, even if the file is replaced meanwhile.
+    """
+
+    path: str
+    data: bytes
+    sha256: str
+
+    @classmethod
+    def read(cls, path: str | os.PathLike) -> "CheckpointBlob":
+        p = Path(path)
+        _check_file(p)
+        try:
+            data = p.read_bytes()
+        except OSError as exc:
+            raise CheckpointError(f"cannot read checkpoint {p}: {exc.strerror or exc}") from None
+        return cls(path=str(p), data=data, sha256=hashlib.sha256(data).hexdigest())
+
+    def payload(self) -> dict[str, Any]:
+        return _validated_payload(_torch_load(io.BytesIO(self.data), Path(self.path)), Path(self.path))
+
+    def model(self) -> IntegralAction:
+        """The model in eval mode on the CPU (same checks and attributes as `load_checkpoint`)."""
+        return _build(self.payload(), Path(self.path))
 
 
 def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -1,10 +1,15 @@
-"""One window's pose-stream input from keypoints: the chain that live inference, training and evaluation
-share (person selection -> skeleton conversion -> pose-map grid -> pose maps).
+"""One window's model inputs from frames and keypoints: the chain that live inference, training, evaluation
+and int8 calibration share (crop -> RGB tensor; person selection -> skeleton conversion -> pose-map grid ->
+pose maps).
 
-Why one class: the live assembly stage, the training `ClipDataset` and int8 calibration all turn
-"keypoints of T sampled frames in source-frame pixels" into the (T, J + 2B, M, M) stack the network
-sees. If any of them selected persons, converted skeletons or placed the map grid differently, the model
-would run live on inputs it was never trained on. `ClipBuilder` is that chain, once.
+Why one class: the live pose and assembly stages, the training `ClipDataset`, int8 calibration
+(`realtime.engines.quantize`) and the benchmarks all turn "T sampled BGR frames + keypoints in source-frame
+pixels" into the ``(T, 3, S, S)`` RGB and ``(T, J + 2B, M, M)`` pose stacks the network sees. If any of them
+cropped, normalised, selected persons, converted skeletons or placed the map grid differently, the model
+would run live on inputs it was never trained on. `ClipBuilder` is that chain, once: the live pipeline calls
+its steps in separate processes (`crop_frame` and `keypoints` per frame in the pose stage, `rgb_input` and
+`pose_input` per window in the assembly stage); the dataset and the tools call `window`, which is those same
+steps in a row (`tests/test_clip_parity.py` runs a video + pose cache through both and compares).
 
 Two map geometries (``ModelConfig.pose_crop``):
 
@@ -27,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from core.posemaps import render_pose_maps, select_top_k
-from core.preprocess import CropSpec, crop_transform, keypoints_to_map
+from core.preprocess import CropSpec, apply_crop, crop_transform, frames_to_array, keypoints_to_map
 from core.skeletons import convert_keypoints, get_skeleton
 
 __all__ = ["InputSpec", "PersonJitter", "BoxTransform", "ClipBuilder", "person_box", "top_persons"]
@@ -173,7 +178,35 @@ class ClipBuilder:
                                 size=s.map_size, top_k=s.top_k_persons, score_thr=s.score_thr,
                                 threshold_mode=s.threshold_mode, out=out)
 
+    # -- RGB ----------------------------------------------------------------------------------------
+    def crop_frame(self, frame_bgr: np.ndarray) -> np.ndarray:
+        """One BGR source frame -> its RGB uint8 test-time crop ``(S, S, 3)``."""
+        return apply_crop(frame_bgr, self.crop)
+
+    @staticmethod
+    def rgb_input(crops_rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """``(T, S, S, 3)`` RGB uint8 crops -> the network's ``(T, 3, S, S)`` float32 in [0, 1]."""
+        return frames_to_array(crops_rgb, out=out)
+
     # -- the chain --------------------------------------------------------------------------------
+    def pose_input(self, coords: np.ndarray, scores: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """Test-time pose maps of keypoints already selected by `keypoints` (the live assembly stage's step)."""
+        return self.render(self.map_coords(coords, scores), scores, out=out)
+
+    def window(self, frames_bgr: np.ndarray | None, coords: np.ndarray | None, scores: np.ndarray | None,
+               skeleton: str) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Test-time inputs of one window: ``(rgb (T, 3, S, S), pose (T_pose, C, M, M))`` float32 from BGR
+        frames and source-skeleton keypoints ``(T_pose, P, J, 2)``/``(T_pose, P, J)`` in source pixels. Either
+        stream may be None (a single-stream model)."""
+        rgb = None
+        if frames_bgr is not None:
+            rgb = self.rgb_input(np.stack([self.crop_frame(f) for f in frames_bgr]))
+        pose = None
+        if coords is not None:
+            sel_c, sel_s = self.keypoints(coords, scores, skeleton)
+            pose = self.pose_input(sel_c, sel_s)
+        return rgb, pose
+
     def pose_maps(self, coords: np.ndarray, scores: np.ndarray, skeleton: str,
                   rng: np.random.Generator | None = None, flip: bool = False,
                   out: np.ndarray | None = None) -> np.ndarray:

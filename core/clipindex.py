@@ -20,13 +20,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from core.errors import UserError
+
 __all__ = ["Clip", "ClipIndexError", "read_clip_index", "write_clip_index", "read_classes",
            "write_classes", "classes_path_for", "video_stem"]
 
 _CORE_FIELDS = ("video", "label", "label_name", "poses", "split")
 
 
-class ClipIndexError(ValueError):
+class ClipIndexError(UserError, ValueError):
     """Malformed clip index or classes file; the message is one line naming the file and line."""
 
 

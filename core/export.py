@@ -145,15 +145,20 @@ def cache_dir() -> Path:
     return Path(env).expanduser() if env else Path.home() / ".cache" / "ia-live" / "engines"
 
 
-def model_digest(model: nn.Module, checkpoint_path: str | os.PathLike | None = None) -> str:
+def model_digest(model: nn.Module, checkpoint_path: Any = None) -> str:
     """sha256 of the checkpoint file when there is one, else of the model's config and weights.
 
     Either way the same weights give the same key, so a restart finds its cached engine, and new weights
-    (a retrained checkpoint at the same path) give a new one.
+    (a retrained checkpoint at the same path) give a new one. ``checkpoint_path`` may be a
+    `core.checkpoint.CheckpointBlob`, whose hash was taken when the file was read (the live pipeline reads
+    and hashes a checkpoint once).
     """
     import hashlib
     import json
 
+    known = getattr(checkpoint_path, "sha256", None)
+    if isinstance(known, str):
+        return known
     if checkpoint_path is not None and Path(checkpoint_path).is_file():
         from core.checkpoint import file_sha256
 
@@ -173,19 +178,3 @@ def shape_key(model: nn.Module, batch: int = 1) -> str:
     for name, shape in zip(input_names(model), input_shapes(model, batch)):
         parts.append(name + "x".join(str(d) for d in shape[1:]))
     return "-".join(parts)
-
-
-def add_engine_cli(parser: Any) -> None:
-    """Flags shared by the compiled engines (onnxruntime, tensorrt, cuda); each engine module's `add_cli`
-    calls this, and a flag is added once however many engines are importable."""
-    flags = {
-        "--precision": dict(default="auto", choices=("auto", "fp32", "fp16", "int8"),
-                            help="engine precision (auto: fp32 on CPU engines, fp16 on GPU engines; int8: onnxruntime only)"),
-        "--calibration": dict(default=None, metavar="NPZ",
-                              help="real clips for int8 calibration (python -m realtime.engines.quantize)"),
-        "--engine-cache": dict(default=None, metavar="DIR",
-                               help=f"cache of exported/compiled engines (default ${CACHE_ENV} or ~/.cache/ia-live/engines)"),
-    }
-    for flag, kwargs in flags.items():
-        if flag not in parser._option_string_actions:  # noqa: SLF001  argparse has no public query
-            parser.add_argument(flag, **kwargs)

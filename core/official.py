@@ -12,6 +12,7 @@ from typing import Mapping
 
 import torch
 
+from core.errors import UserError
 from core.model import ModelConfig
 
 # (official regex, our replacement); first match wins.
@@ -33,7 +34,7 @@ _RENAMES: list[tuple[str, str]] = [
 ]
 
 
-class OfficialCheckpointError(ValueError):
+class OfficialCheckpointError(UserError, ValueError):
     pass
 
 

@@ -20,6 +20,8 @@ from typing import Sequence
 
 import numpy as np
 
+from core.errors import UserError
+
 __all__ = [
     "PoseCache",
     "PoseCacheError",
@@ -28,6 +30,9 @@ __all__ = [
     "save_pose_cache",
     "load_pose_cache",
     "stack_persons",
+    "nearest_valid_frames",
+    "rescale_keypoints",
+    "PoseTrack",
 ]
 
 FORMAT_VERSION = 1
@@ -36,7 +41,7 @@ FORMAT_VERSION = 1
 SKELETON_JOINTS: dict[str, int] = {"coco17": 17, "openpose18": 18, "ntu25": 25}
 
 
-class PoseCacheError(ValueError):
+class PoseCacheError(UserError, ValueError):
     """A pose cache file or object is malformed; the message is one line naming the problem."""
 
 
@@ -220,3 +225,96 @@ def load_pose_cache(path: str | os.PathLike) -> PoseCache:
         meta=meta,
     )
     return cache.validate(str(path))
+
+
+# -- reading a cache for a model: the one rule for unprocessed frames and other resolutions ----------------
+
+
+def nearest_valid_frames(valid: np.ndarray) -> np.ndarray:
+    """For each frame, the nearest processed frame (ties: the earlier one); -1 everywhere if none.
+
+    Caches extracted with ``--every N`` have unprocessed frames in between; holding the nearest processed
+    frame is what a live pose stream running at a lower rate would show.
+    """
+    valid = np.asarray(valid, bool)
+    n = valid.size
+    if n == 0 or not valid.any():
+        return np.full(n, -1, np.int64)
+    pos = np.flatnonzero(valid)
+    frames = np.arange(n)
+    right = np.searchsorted(pos, frames, side="left").clip(0, pos.size - 1)
+    left = (right - 1).clip(0, pos.size - 1)
+    use_left = np.abs(frames - pos[left]) <= np.abs(pos[right] - frames)
+    return np.where(use_left, pos[left], pos[right])
+
+
+def rescale_keypoints(coords: np.ndarray, src_size: tuple[int, int], dst_size: tuple[int, int]) -> np.ndarray:
+    """Keypoints of a ``src_size`` (w, h) frame in pixels of a ``dst_size`` frame (a resized copy of it).
+
+    Pixel centres sit at integer coordinates, so the image edge is at -0.5: scaling is about that edge,
+    ``x' = (x + 0.5) * w'/w - 0.5``, which maps pixel centres onto pixel centres."""
+    coords = np.array(coords, np.float32, copy=True)
+    (sw, sh), (dw, dh) = src_size, dst_size
+    if (sw, sh) != (dw, dh):
+        coords[..., 0] = (coords[..., 0] + np.float32(0.5)) * np.float32(dw / sw) - np.float32(0.5)
+        coords[..., 1] = (coords[..., 1] + np.float32(0.5)) * np.float32(dh / sh) - np.float32(0.5)
+    return coords
+
+
+class PoseTrack:
+    """A pose cache as a model reads it: the training dataset, the live ``file`` pose backend and any tool
+    replaying a cache all go through `at`/`frame`, so a replayed cache gives the same model inputs live and
+    in training.
+
+    Rules: a frame the cache did not process holds the nearest processed frame (ties: the earlier), an index
+    past either end holds the first/last frame (as `train.data.video.read_frames` repeats the last decodable
+    frame), a cache without any processed frame gives nobody, and keypoints are rescaled
+    (`rescale_keypoints`) when the frames come at another size than the cached video's.
+    """
+
+    def __init__(self, cache: PoseCache) -> None:
+        self.cache = cache
+        self.nearest = nearest_valid_frames(cache.valid)
+        self._present = cache.scores.max(axis=2) > 0 if cache.num_frames else np.zeros((0, 0), bool)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "PoseTrack":
+        return cls(load_pose_cache(path))
+
+    @property
+    def skeleton(self) -> str:
+        return self.cache.skeleton
+
+    @property
+    def num_frames(self) -> int:
+        return self.cache.num_frames
+
+    def rows(self, indices: np.ndarray | Sequence[int]) -> np.ndarray:
+        """The cache row each requested frame reads (-1: nothing to read)."""
+        idx = np.asarray(indices, np.int64).reshape(-1)
+        if not self.num_frames:
+            return np.full(idx.shape, -1, np.int64)
+        return self.nearest[np.clip(idx, 0, self.num_frames - 1)]
+
+    def at(self, indices: np.ndarray | Sequence[int], width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """``coords (T, P, J, 2)`` and ``scores (T, P, J)`` float32 of ``indices`` in pixels of a ``width`` x
+        ``height`` frame, every cached person slot included (absent ones have score 0)."""
+        rows = self.rows(indices)
+        c = self.cache
+        coords = c.coords[np.maximum(rows, 0)] if c.num_frames else np.zeros((len(rows), 0, c.num_joints, 2), np.float32)
+        scores = c.scores[np.maximum(rows, 0)].copy() if c.num_frames else np.zeros((len(rows), 0, c.num_joints), np.float32)
+        scores[rows < 0] = 0.0
+        coords = rescale_keypoints(coords, (c.width, c.height), (int(width), int(height)))
+        return coords, np.asarray(scores, np.float32)
+
+    def frame(self, index: int, width: int, height: int) -> tuple[np.ndarray, np.ndarray]:
+        """The persons present in frame ``index`` (same rules as `at`): ``(P_f, J, 2)``, ``(P_f, J)``, as a pose
+        estimator would return them."""
+        row = int(self.rows([index])[0])
+        j = self.cache.num_joints
+        if row < 0:
+            return np.zeros((0, j, 2), np.float32), np.zeros((0, j), np.float32)
+        keep = np.flatnonzero(self._present[row])
+        coords = rescale_keypoints(self.cache.coords[row, keep], (self.cache.width, self.cache.height),
+                                   (int(width), int(height)))
+        return coords, self.cache.scores[row, keep].astype(np.float32, copy=True)

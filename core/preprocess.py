@@ -12,15 +12,18 @@ resized frame (no half-pixel correction), pixel (row i, col j) is the point (x=j
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
-import torch
 
 from core.skeletons import Skeleton, get_skeleton
 
+if TYPE_CHECKING:  # the live pipeline's pose and assembly processes never import torch
+    import torch
+
 __all__ = ["CropSpec", "CropTransform", "crop_transform", "apply_crop", "keypoints_to_map",
-           "frames_to_tensor", "random_augment", "resized_shape"]
+           "frames_to_array", "frames_to_tensor", "random_augment", "resized_shape"]
 
 
 @dataclass(frozen=True)
@@ -107,14 +110,21 @@ def keypoints_to_map(coords: np.ndarray, transform: CropTransform) -> np.ndarray
     return out
 
 
-def frames_to_tensor(frames_rgb: np.ndarray) -> torch.Tensor:
+def frames_to_array(frames_rgb: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``(T, H, W, 3)`` RGB uint8 -> float32 ``(T, 3, H, W)`` in [0, 1] (no mean/std: the model owns
-    normalisation, and the released presets use none)."""
+    normalisation, and the released presets use none). ``out`` (e.g. a shared-memory slot) is filled in
+    place, so the live pipeline writes a window without an extra copy."""
     frames_rgb = np.asarray(frames_rgb)
     if frames_rgb.ndim != 4 or frames_rgb.shape[-1] != 3 or frames_rgb.dtype != np.uint8:
         raise ValueError(f"expected (T, H, W, 3) uint8 frames, got {frames_rgb.dtype} {frames_rgb.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(frames_rgb)).permute(0, 3, 1, 2)
-    return t.to(torch.float32).div_(255.0)
+    return np.divide(frames_rgb.transpose(0, 3, 1, 2), np.float32(255.0), out=out, dtype=np.float32)
+
+
+def frames_to_tensor(frames_rgb: np.ndarray) -> torch.Tensor:
+    """`frames_to_array` as a torch tensor (the dataset's form of the same numbers)."""
+    import torch
+
+    return torch.from_numpy(frames_to_array(frames_rgb))
 
 
 def random_augment(frames: np.ndarray, coords: np.ndarray, scores: np.ndarray, rng: np.random.Generator,

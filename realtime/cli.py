@@ -21,19 +21,21 @@ import argparse  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_CHECKPOINT = REPO_ROOT / "checkpoints" / "default.pt"
+from core.errors import EXIT_SIGINT, EXIT_USAGE, UserError, one_line  # noqa: E402
+from realtime import defaults  # noqa: E402
+
+REPO_ROOT = defaults.REPO_ROOT
+DEFAULT_CHECKPOINT = defaults.CHECKPOINT
 DEMO_VIDEO = REPO_ROOT / ".cache" / "demo.mp4"
-DEFAULT_ZMQ = "tcp://127.0.0.1:5556"
-DEFAULT_TOPIC = "ia.actions"
-DEFAULT_AVERAGE = 3
+DEFAULT_ZMQ = defaults.ZMQ_ENDPOINT
+DEFAULT_TOPIC = defaults.TOPIC
+DEFAULT_AVERAGE = defaults.AVERAGE
 PROG = "ia-live"
 
 
-class UsageError(Exception):
-    """Bad input; printed as one line, exit code 2."""
+class UsageError(UserError):
+    """Bad input on the command line; printed as one line, exit code 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -97,7 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"IntegralAction Live checkpoint (default: {DEFAULT_CHECKPOINT.relative_to(REPO_ROOT)})")
     from realtime.engines import engine_names
 
-    model.add_argument("--engine", default="auto", choices=engine_names(),
+    model.add_argument("--engine", default=defaults.ENGINE, choices=engine_names(),
                        help="inference engine; auto = first available of tensorrt, cuda, onnxruntime, torch")
     model.add_argument("--threads", type=_positive, default=default_threads(),
                        help="intra-op threads of the inference engine")
@@ -105,18 +107,18 @@ def build_parser() -> argparse.ArgumentParser:
     timing = parser.add_argument_group("sampling and smoothing")
     timing.add_argument("--ref-fps", type=_positive_float, default=None,
                         help="frame rate the checkpoint's tau refers to (default: the checkpoint's, 30)")
-    timing.add_argument("--stride", type=_positive, default=1,
+    timing.add_argument("--stride", type=_positive, default=defaults.STRIDE,
                         help="predict every N sampled (RGB) frames")
     timing.add_argument("--average", type=_positive, default=DEFAULT_AVERAGE,
                         help="average the probabilities of the last N windows")
-    timing.add_argument("--topk", type=_positive, default=5, help="labels per prediction")
+    timing.add_argument("--topk", type=_positive, default=defaults.TOPK, help="labels per prediction")
     timing.add_argument("--threshold", type=_probability, default=None, metavar="P",
                         help="abstain (action 'no_action') unless the top action class reaches P "
                              "(default: the checkpoint's calibrated threshold)")
 
     pose = parser.add_argument_group("pose estimation")
-    pose.add_argument("--pose", default="movenet", metavar="BACKEND", help="pose backend")
-    pose.add_argument("--pose-workers", type=_positive, default=1, help="pose estimation processes")
+    pose.add_argument("--pose", default=defaults.POSE_BACKEND, metavar="BACKEND", help="pose backend")
+    pose.add_argument("--pose-workers", type=_positive, default=defaults.POSE_WORKERS, help="pose estimation processes")
     try:
         from realtime.pose import BACKENDS, add_cli
 
@@ -145,29 +147,30 @@ def build_parser() -> argparse.ArgumentParser:
 # --------------------------------------------------------------------------------------------------
 
 
-def _load_model_facts(path: Path) -> tuple[Any, list[str], dict]:
-    """(config, class names, checkpoint extra) after a full load (catches shape mismatches before any
-    process starts)."""
-    from core.checkpoint import CheckpointError, load_checkpoint
+def _load_model(path: Path):
+    """The checkpoint read once (`core.checkpoint.CheckpointBlob`: bytes + sha256) and fully loaded, which
+    catches shape mismatches before any process starts."""
+    from core.checkpoint import CheckpointBlob
 
     if not path.exists():
         hint = ("train one (docs/training.md: `python -m train.experiment ...`) or convert the authors' "
                 "release (`python -m tools.import_official`), then pass --checkpoint PATH")
         raise UsageError(f"checkpoint not found: {path}; {hint}")
     try:
-        model = load_checkpoint(path)
-    except CheckpointError as exc:
-        raise UsageError(str(exc)) from None
+        blob = CheckpointBlob.read(path)
+        model = blob.model()
+    except UserError as exc:
+        raise UsageError(one_line(exc)) from None
     except Exception as exc:  # noqa: BLE001 - any unreadable file is a user error here
-        raise UsageError(f"cannot load checkpoint {path}: {' '.join(str(exc).split())[:200]}") from None
-    return model.config, list(model.class_names), dict(getattr(model, "checkpoint_extra", {}) or {})
+        raise UsageError(f"cannot load checkpoint {path}: {one_line(exc, 200)}") from None
+    return blob, model
 
 
-def _check_pose_backend(args: argparse.Namespace, source_name: str, skeleton: str) -> str:
-    """Configure the backend once in the parent so its errors are immediate; returns its skeleton."""
+def _configure_pose(args: argparse.Namespace, source_name: str, skeleton: str):
+    """Configure the pose backend once, in the parent, so its errors are immediate; the configured backend
+    (closed again: its runtime opens lazily in each worker) is what the workers run."""
     try:
         from realtime.pose import get_backend
-        from realtime.pose.base import PoseBackendError
     except ImportError as exc:
         raise UsageError(f"pose backends are not available: {exc}") from None
     import numpy as np
@@ -175,14 +178,11 @@ def _check_pose_backend(args: argparse.Namespace, source_name: str, skeleton: st
     from core.skeletons import convert_keypoints, get_skeleton
 
     try:
-        backend_cls = get_backend(args.pose)
-        backend = backend_cls.configure(args, source_name)
-    except (PoseBackendError, KeyError, ValueError) as exc:
-        raise UsageError(" ".join(str(exc).strip("'\"").split())) from None
-    try:
-        src = backend.skeleton
-    finally:
-        backend.close()
+        backend = get_backend(args.pose).configure(args, source_name)
+    except (UserError, KeyError, ValueError) as exc:
+        raise UsageError(one_line(exc).strip("'\"")) from None
+    backend.close()
+    src = backend.skeleton
     try:
         get_skeleton(skeleton)
         j = get_skeleton(src).num_joints
@@ -190,7 +190,7 @@ def _check_pose_backend(args: argparse.Namespace, source_name: str, skeleton: st
     except ValueError as exc:
         raise UsageError(f"the checkpoint expects {skeleton} poses, which pose backend {args.pose!r} "
                          f"({src}) cannot provide: {exc}") from None
-    return src
+    return backend
 
 
 def make_demo_video(path: Path = DEMO_VIDEO, seconds: float = 6.0, fps: float = 30.0) -> Path:
@@ -239,10 +239,13 @@ def make_demo_video(path: Path = DEMO_VIDEO, seconds: float = 6.0, fps: float = 
 
 
 def prepare(args: argparse.Namespace):
-    """Validate everything a user can get wrong, in the parent, before any process starts."""
-    from realtime.pipeline import Settings
-    from realtime.sources import SourceError, make_spec, probe
-    from realtime.window import WindowPlan, WindowPlanError
+    """Validate everything a user can get wrong, in the parent, before any process starts; returns the
+    run's `realtime.settings.Settings`."""
+    from core.decision import DecisionRule
+    from realtime.engines import configure_engine
+    from realtime.settings import ModelInfo, OutputOptions, PoseOptions, PredictionOptions, Settings
+    from realtime.sources import make_spec, probe
+    from realtime.window import WindowPlan
 
     if args.demo:
         args.video = str(make_demo_video())
@@ -252,21 +255,20 @@ def prepare(args: argparse.Namespace):
         spec = make_spec(args.camera, args.video, realtime=args.realtime, reconnect=args.reconnect,
                          max_frames=args.max_frames)
         info = probe(spec)
-    except SourceError as exc:
-        raise UsageError(str(exc)) from None
+    except UserError as exc:
+        raise UsageError(one_line(exc)) from None
     checkpoint = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
-    config, class_names, extra = _load_model_facts(checkpoint)
-    from core.decision import DecisionRule
-
+    blob, model = _load_model(checkpoint)
+    config, extra = model.config, dict(getattr(model, "checkpoint_extra", {}) or {})
     try:
         rule = DecisionRule.from_checkpoint(extra, args.threshold)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"checkpoint {checkpoint} has an invalid decision rule: {exc}") from None
     try:
         WindowPlan.from_config(config, stride=args.stride)
-    except WindowPlanError as exc:
+    except UserError as exc:
         raise UsageError(f"checkpoint {checkpoint} cannot be streamed: {exc}") from None
-    _check_pose_backend(args, spec.name, config.skeleton)
+    backend = _configure_pose(args, spec.name, config.skeleton)
     zmq = None if args.no_zmq else args.zmq
     allow_remote = args.zmq != DEFAULT_ZMQ  # a non-loopback bind only when the user typed it
     if zmq:
@@ -275,19 +277,26 @@ def prepare(args: argparse.Namespace):
         try:
             zmq = check_endpoint(zmq, allow_remote=allow_remote)
         except Exception as exc:  # noqa: BLE001
-            raise UsageError(" ".join(str(exc).split())) from None
+            raise UsageError(one_line(exc)) from None
     for path in (args.output, args.dump_json if args.dump_json not in (None, "-") else None):
         if path and not Path(path).resolve().parent.is_dir():
             raise UsageError(f"output folder does not exist: {Path(path).parent}")
     if args.output and not str(args.output).lower().endswith((".mp4", ".m4v", ".mov", ".avi")):
         raise UsageError(f"--output must be a video file name (.mp4), got {args.output}")
+    try:
+        engine = configure_engine(args.engine, args)
+    except UserError as exc:
+        raise UsageError(one_line(exc)) from None
     return Settings(
-        source=spec, info=info, checkpoint=str(checkpoint), model_name=checkpoint.name,
-        config=config.to_dict(), class_names=class_names, args=args, engine=args.engine, pose=args.pose,
-        pose_workers=args.pose_workers, threads=args.threads, stride=args.stride, average=args.average,
-        topk=args.topk, decision=rule.to_dict(), ref_fps=float(args.ref_fps or config.ref_fps), zmq=zmq,
-        zmq_allow_remote=allow_remote, topic=args.topic,
-        jsonl=args.dump_json, video_out=args.output, quiet=args.quiet, print_labels=args.demo,
+        source=spec, info=info,
+        model=ModelInfo(config=config, class_names=tuple(model.class_names), name=checkpoint.name,
+                        path=str(checkpoint), sha256=blob.sha256, decision=rule),
+        engine=engine, pose=PoseOptions(backend=backend, workers=args.pose_workers),
+        prediction=PredictionOptions(stride=args.stride, average=args.average, topk=args.topk,
+                                     ref_fps=float(args.ref_fps or config.ref_fps)),
+        output=OutputOptions(zmq=zmq, zmq_allow_remote=allow_remote, topic=args.topic, jsonl=args.dump_json,
+                             video_out=args.output, quiet=args.quiet, print_labels=args.demo),
+        threads=args.threads, checkpoint=blob,
     )
 
 
@@ -312,19 +321,19 @@ def _main(argv: list[str] | None) -> int:
     try:
         args = parser.parse_args(argv)
         settings = prepare(args)
-    except UsageError as exc:
-        print(f"{PROG}: error: {exc}", file=sys.stderr)
-        return 2
+    except UserError as exc:
+        print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)
+        return EXIT_USAGE if isinstance(exc, UsageError) else exc.code
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
-        return 130
-    from realtime.pipeline import run
+        return EXIT_SIGINT
+    from realtime.supervisor import run
 
     if not args.quiet:
         info = settings.info
         print(f"{PROG}: {settings.source.name} ({info.width}x{info.height} @ {info.fps:.2f} fps"
-              f"{', live' if settings.source.live else ''}) -> {settings.model_name}, pose {settings.pose}"
-              f" x{settings.pose_workers}, engine {settings.engine}", file=sys.stderr, flush=True)
+              f"{', live' if settings.source.live else ''}) -> {settings.model.name}, pose {settings.pose.name}"
+              f" x{settings.pose.workers}, engine {settings.engine.name}", file=sys.stderr, flush=True)
     start = time.monotonic()
     result = run(settings)
     if result.message:

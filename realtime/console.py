@@ -91,6 +91,22 @@ class RateMeter:
         return (len(self._times) - 1) / span if span > 0 else 0.0
 
 
+class CounterRate:
+    """Rate of a monotonically increasing shared counter (frames read) over the last ~2 s."""
+
+    def __init__(self, window_s: float = 2.0) -> None:
+        self.window_s = window_s
+        self._samples: list[tuple[float, int]] = []
+
+    def rate(self, value: int) -> float:
+        now = time.monotonic()
+        self._samples.append((now, value))
+        while len(self._samples) > 2 and now - self._samples[0][0] > self.window_s:
+            self._samples.pop(0)
+        (t0, v0), (t1, v1) = self._samples[0], self._samples[-1]
+        return (v1 - v0) / (t1 - t0) if t1 > t0 else 0.0
+
+
 def _bar(fraction: float, width: int) -> str:
     fraction = min(max(fraction, 0.0), 1.0)
     full = int(round(fraction * width))
@@ -121,6 +137,9 @@ def format_plain(stats: Mapping, message: Mapping | None) -> str:
         parts.append(f"zmq dropped {stats['zmq_dropped']}")
     if message:
         parts.append(f"action {message['action']} {message['action_score']:.2f}")
+        if message.get("topk"):
+            top = message["topk"][0]
+            parts.append(f"top {top['label']} {top['score']:.2f}")
         gate = message.get("appearance_weight")
         parts.append("G n/a" if gate is None else f"G {gate:.2f}")
     return "[ia-live] " + " | ".join(parts)

@@ -15,13 +15,13 @@ from typing import Any
 
 import numpy as np
 
-SCHEMA = "ia-live/2"
+SCHEMA = "ia-live/3"
 
 #: Top-level keys, in the order `to_json` writes them.
 KEYS: tuple[str, ...] = (
     "schema", "seq", "source", "frame_index", "timestamp", "wall_time", "action", "action_score", "topk",
     "appearance_weight",
-    "persons", "window", "latency_ms", "dropped_frames", "engine", "model",
+    "persons", "window", "latency_ms", "dropped_frames", "dropped_windows", "gaps", "reconnects", "engine", "model",
 )
 TOPK_KEYS: tuple[str, ...] = ("label", "index", "score")
 #: Latency stages, in pipeline order; `capture_to_publish` is the end-to-end total.
@@ -102,6 +102,9 @@ def build_message(
     engine: str,
     model: str,
     wall_time: float | None = None,
+    dropped_windows: int = 0,
+    gaps: int = 0,
+    reconnects: int = 0,
 ) -> dict:
     """Build a message in canonical form (Python scalars, rounded floats, fixed key order).
 
@@ -137,6 +140,9 @@ def build_message(
         "window": {"frames": frames},
         "latency_ms": _normalise_latency(latency_ms),
         "dropped_frames": int(dropped_frames) if _is_int(dropped_frames) else dropped_frames,
+        "dropped_windows": int(dropped_windows) if _is_int(dropped_windows) else dropped_windows,
+        "gaps": int(gaps) if _is_int(gaps) else gaps,
+        "reconnects": int(reconnects) if _is_int(reconnects) else reconnects,
         "engine": engine,
         "model": model,
     }
@@ -260,7 +266,8 @@ def validate_message(message: Any) -> None:
     for key in LATENCY_KEYS:
         _check_finite(f"latency_ms.{key}", latency[key], minimum=0.0)
 
-    _check_int("dropped_frames", message["dropped_frames"])
+    for key in ("dropped_frames", "dropped_windows", "gaps", "reconnects"):
+        _check_int(key, message[key])
     _check_str("engine", message["engine"])
     _check_str("model", message["model"])
 

@@ -18,11 +18,13 @@ from typing import IO
 import numpy as np
 import zmq
 
+from core.errors import UserError
+from realtime import defaults
 from realtime.annotate import annotate_frame
 from realtime.messages import stamp_publish, to_json, validate_message
 
-DEFAULT_ENDPOINT = "tcp://127.0.0.1:5556"
-DEFAULT_TOPIC = "ia.actions"
+DEFAULT_ENDPOINT = defaults.ZMQ_ENDPOINT
+DEFAULT_TOPIC = defaults.TOPIC
 #: Messages queued per subscriber before new ones are dropped (ZeroMQ SNDHWM). Predictions are only useful
 #: fresh: a subscriber that is 64 predictions behind (several seconds) gains nothing from an older backlog.
 DEFAULT_SNDHWM = 64
@@ -31,7 +33,7 @@ DEFAULT_SNDHWM = 64
 DEFAULT_CLOSE_LINGER_MS = 500
 
 
-class PublishError(RuntimeError):
+class PublishError(UserError, RuntimeError):
     """A sink could not be opened or written; the message is one line for the user."""
 
 

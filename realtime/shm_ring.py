@@ -13,13 +13,16 @@ This is a seqlock; it relies on stores becoming visible in program order (true o
 ordered CPUs a reader could in theory accept a torn copy).
 
 Segment names carry a prefix (`ia_live_<pid>_`) so leftovers in /dev/shm are attributable, and the
-creating process owns `unlink()`; attaching processes only `close()`.
+creating process owns `unlink()`; attaching processes only `close()`. When the owner could not unlink
+(its whole process group was killed), `reclaim_stale` removes what it left at the next start.
 """
 from __future__ import annotations
 
 import os
+import re
 import secrets
 from dataclasses import dataclass
+from pathlib import Path
 from multiprocessing import shared_memory
 
 import numpy as np
@@ -74,6 +77,44 @@ def segment_prefix(pid: int | None = None) -> str:
 
 def unique_name(prefix: str, label: str) -> str:
     return f"{prefix}{label}_{secrets.token_hex(4)}"
+
+
+SHM_ROOT = Path("/dev/shm")
+#: ring segments (``ia_live_<pid>_...``) and the pipeline's named semaphores (``sem.ia_live_<pid>_sem-...``)
+_OWNED = re.compile(r"^(?:sem\.)?ia_live_(\d+)_")
+
+
+def owner_alive(pid: int) -> bool:
+    """Whether process ``pid`` exists (a process of another user counts as existing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def reclaim_stale(root: Path = SHM_ROOT) -> list[str]:
+    """Unlink the segments and semaphores of `ia-live` runs whose owner process no longer exists; returns
+    their names. A run's own and any living run's names are left alone. (A new process that happens to
+    reuse a dead owner's pid keeps its leftovers for one more start: the check errs on the safe side.)"""
+    removed: list[str] = []
+    try:
+        entries = list(os.scandir(root))
+    except OSError:
+        return removed
+    me = os.getpid()
+    for entry in entries:
+        match = _OWNED.match(entry.name)
+        if match is None or int(match.group(1)) == me or owner_alive(int(match.group(1))):
+            continue
+        try:
+            os.unlink(entry.path)
+            removed.append(entry.name)
+        except OSError:
+            pass
+    return removed
 
 
 class ShmRing:

@@ -13,7 +13,6 @@ corrupt file, or a camera that does not open, fails in the parent before any pro
 """
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass
@@ -27,13 +26,15 @@ os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
+from core.errors import UserError
+from core.video import DEFAULT_FPS, capture_facts
+
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
-DEFAULT_FPS = 30.0
 OPEN_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 5000
 
 
-class SourceError(RuntimeError):
+class SourceError(UserError, RuntimeError):
     """The source cannot be used; the message is one line naming the source and the problem."""
 
 
@@ -108,13 +109,6 @@ def _check_file(path: str) -> None:
         raise SourceError(f"video file is not readable: {path}")
 
 
-def _fps_of(cap: cv2.VideoCapture) -> tuple[float, bool]:
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    if not math.isfinite(fps) or fps <= 0.5 or fps > 1000.0:
-        return DEFAULT_FPS, False
-    return fps, True
-
-
 def _describe(spec: SourceSpec) -> str:
     return {"camera": f"camera {spec.target}", "stream": f"stream {spec.target}"}.get(spec.kind, spec.target)
 
@@ -134,10 +128,9 @@ def probe(spec: SourceSpec) -> SourceInfo:
             if spec.kind == "file":
                 raise SourceError(f"video has no decodable frames: {spec.target}")
             raise SourceError(f"{_describe(spec)} opened but delivered no frame")
-        fps, known = _fps_of(cap)
-        count = int(cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0) if spec.kind == "file" else None
-        return SourceInfo(fps=fps, fps_known=known, width=int(image.shape[1]), height=int(image.shape[0]),
-                          frame_count=count if count and count > 0 else None)
+        facts = capture_facts(cap)
+        return SourceInfo(fps=facts.fps, fps_known=facts.fps_known, width=int(image.shape[1]),
+                          height=int(image.shape[0]), frame_count=facts.frame_count if spec.kind == "file" else None)
     finally:
         cap.release()
 
@@ -185,6 +178,14 @@ class FrameSource:
             if left <= 0:
                 return
             time.sleep(min(left, 0.05))
+
+    def describe(self) -> str:
+        """``camera N``, ``stream URL`` or the file path (for messages)."""
+        return _describe(self.spec)
+
+    def reopen(self) -> bool:
+        """Reopen with back-off until it works (True) or `stop` (False)."""
+        return self._reopen()
 
     def _reopen(self) -> bool:
         delay = self.BACKOFF_START

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from core.errors import UserError
 
-class WindowPlanError(ValueError):
+
+class WindowPlanError(UserError, ValueError):
     """The checkpoint's temporal layout is not one the live pipeline can stream."""
 
 

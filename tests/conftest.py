@@ -1,13 +1,18 @@
-"""Shared test helpers: locate ../shared and skip (with the reason) when a real resource is absent."""
+"""Shared test helpers: locate ../shared and skip (with the reason) when a real resource is absent; the
+MoveNet model, small random checkpoints, and the process / shared-memory probes the live tests use."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("IA_SHARED", REPO.parent / "shared"))
+SHM = Path("/dev/shm")
+MOVENET_FILE = "movenet_multipose_lightning.onnx"
 
 
 def shared_path(*parts: str) -> Path:
@@ -21,6 +26,90 @@ def shared_path(*parts: str) -> Path:
 @pytest.fixture
 def shared():
     return shared_path
+
+
+def movenet_path() -> Path:
+    """The MoveNet MultiPose ONNX model: ./models (what `make models` fills) or ../shared/models; skips
+    the calling test when neither has it."""
+    local = REPO / "models" / MOVENET_FILE
+    return local if local.exists() else shared_path("models", MOVENET_FILE)
+
+
+@pytest.fixture
+def movenet_model() -> Path:
+    return movenet_path()
+
+
+def make_checkpoint(path: Path, preset: str = "fast", num_classes: int = 10, label: str = "action {}",
+                    seed: int = 0, **overrides) -> Path:
+    """A checkpoint of random weights (seeded) with class names ``label.format(i)``."""
+    import torch
+
+    from core.checkpoint import save_checkpoint
+    from core.model import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(preset, class_names=[label.format(i) for i in range(num_classes)], **overrides)
+    return save_checkpoint(path, model.eval())
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory) -> Path:
+    """The fast preset with random weights and 10 classes ``a0`` ... ``a9``."""
+    return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "fast.pt", label="a{}")
+
+
+# -- ia-live as a user runs it -------------------------------------------------------------------------------
+
+
+def ia_live_env(**extra: str) -> dict:
+    return {**os.environ, "PYTHONPATH": str(REPO), **extra}
+
+
+def ia_live_cmd(args: list[str]) -> list[str]:
+    return [sys.executable, "-m", "realtime.cli", *args]
+
+
+def run_ia_live(args: list[str], timeout: float = 300, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(ia_live_cmd(args), cwd=REPO, env=ia_live_env(), capture_output=True, text=True,
+                          timeout=timeout, **kwargs)
+
+
+# -- processes and shared memory ------------------------------------------------------------------------------
+
+
+def segments_of(pid: int) -> list[str]:
+    """/dev/shm entries of the ia-live run whose parent is ``pid``: ring segments (``ia_live_<pid>_*``) and
+    its named semaphores (``sem.ia_live_<pid>_*``). Another run's entries are not counted."""
+    return sorted(p.name for pattern in (f"ia_live_{pid}_*", f"sem.ia_live_{pid}_*") for p in SHM.glob(pattern))
+
+
+def ring_segments_of(pid: int) -> list[str]:
+    return sorted(p.name for p in SHM.glob(f"ia_live_{pid}_*"))
+
+
+def children_of(pid: int) -> dict[str, int]:
+    """comm name -> pid of the direct children of ``pid`` (the pipeline names them ``ia-live:<role>``)."""
+    out = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue
+        comm = text[text.index("(") + 1:text.rindex(")")]
+        ppid = int(text[text.rindex(")") + 2:].split()[1])
+        if ppid == pid:
+            out[comm] = int(stat.parent.name)
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Running (a zombie is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rindex(")") + 2] != "Z"
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -14,18 +14,14 @@ import pytest
 
 from core.clipindex import Clip, read_clip_index, write_clip_index
 from core.posecache import load_pose_cache, save_pose_cache
-from tests.conftest import REPO, shared_path
+from tests.conftest import REPO, movenet_path, shared_path
 from tools import extract_poses
 
 VIDEOS = ("mmaction2_test_ucf101_apply_eye_makeup.avi", "stgcn_tai_chi.mp4")  # face close-up; full body
 EVERY = 4  # keeps the test cheap: ~116 MoveNet calls per full run
 
 
-def _model() -> Path:
-    for p in (REPO / "models" / "movenet_multipose_lightning.onnx",):
-        if p.is_file():
-            return p
-    return shared_path("models", "movenet_multipose_lightning.onnx")
+_model = movenet_path
 
 
 @pytest.fixture(scope="module")

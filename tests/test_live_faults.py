@@ -1,74 +1,41 @@
-"""`ia-live` under faults: bad inputs, a pose worker killed mid-run, SIGINT/SIGTERM, a killed parent.
+"""`ia-live` under faults: bad inputs, a pose worker killed mid-run, SIGINT/SIGTERM, a killed parent, a
+parent killed while its children still load, Ctrl-C to the process group during start-up, ``kill -9`` of
+the whole process group, and other `ia-live` runs on the same machine.
 
 Each case checks the exit code, a single stderr line without a traceback, that every child process is
-gone and that no shared-memory segment of the run is left in /dev/shm.
+gone and that no shared-memory segment or semaphore of the run is left in /dev/shm.
 """
 from __future__ import annotations
 
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-SHM = Path("/dev/shm")
-
-
-def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": str(REPO)}
-
-
-def _cmd(args: list[str]) -> list[str]:
-    return [sys.executable, "-m", "realtime.cli", *args]
-
-
-def _segments(pid: int) -> list[str]:
-    return sorted(p.name for p in SHM.glob(f"ia_live_{pid}_*"))
-
-
-def _children(pid: int) -> dict[str, int]:
-    """comm name -> pid of the direct children of `pid` (the pipeline names them `ia-live:<role>`)."""
-    out = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        comm = text[text.index("(") + 1:text.rindex(")")]
-        ppid = int(text[text.rindex(")") + 2:].split()[1])
-        if ppid == pid:
-            out[comm] = int(stat.parent.name)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return state[state.rindex(")") + 2] != "Z"
+from conftest import (REPO, SHM, alive, children_of, ia_live_cmd, ia_live_env, movenet_path, ring_segments_of,
+                      segments_of)
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    import torch
+def checkpoint(random_checkpoint):
+    return random_checkpoint
 
-    from core.checkpoint import save_checkpoint
-    from core.model import build_model
 
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "fast.pt"
-    return save_checkpoint(path, build_model("fast", class_names=[f"a{i}" for i in range(10)]))
+def _env(**extra: str) -> dict:
+    return ia_live_env(**extra)
+
+
+_cmd = ia_live_cmd
+_children = children_of
+_alive = alive
 
 
 def _pose_model(shared) -> Path:
-    local = REPO / "models" / "movenet_multipose_lightning.onnx"
-    return local if local.exists() else shared("models", "movenet_multipose_lightning.onnx")
+    return movenet_path()
 
 
 def _assert_one_line_error(proc: subprocess.CompletedProcess | subprocess.Popen, stderr: str, code: int, pattern: str):
@@ -119,15 +86,24 @@ def test_bad_input_is_one_line_exit_2(case, tmp_path, checkpoint, shared):
         full = ["--video", str(video), *full]
     if "--checkpoint" not in full:
         full += ["--checkpoint", str(checkpoint)]
-    before = set(SHM.iterdir())
+    _check_rejected(full, expected)
+
+
+def _check_rejected(args: list[str], expected: str, meanwhile=None) -> None:
+    """Run ia-live on bad input: one line, exit 2, fast, and nothing of *this* run left in /dev/shm
+    (another ia-live on the machine may create and remove its own segments meanwhile: `meanwhile()` runs
+    while this one does)."""
     start = time.monotonic()
-    proc = subprocess.run(_cmd(full + ["--no-zmq", "--quiet"]), cwd=REPO, env=_env(), capture_output=True,
-                          text=True, timeout=60)
+    proc = subprocess.Popen(_cmd(args + ["--no-zmq", "--quiet"]), cwd=REPO, env=_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    if meanwhile is not None:
+        meanwhile()
+    _, stderr = proc.communicate(timeout=60)
     elapsed = time.monotonic() - start
-    _assert_one_line_error(proc, proc.stderr, 2, expected)
-    assert proc.stderr.startswith("ia-live: error: ")
+    _assert_one_line_error(proc, stderr, 2, expected)
+    assert stderr.startswith("ia-live: error: ")
     assert elapsed < 30, f"took {elapsed:.1f} s to reject bad input"
-    assert not [p for p in set(SHM.iterdir()) - before if p.name.startswith("ia_live_")]
+    assert segments_of(proc.pid) == []
 
 
 def test_incompatible_checkpoint_skeleton(tmp_path, shared):
@@ -178,14 +154,14 @@ def _assert_clean(pid: int, kids: dict[str, int]) -> None:
     while time.monotonic() < deadline and any(_alive(k) for k in kids.values()):
         time.sleep(0.05)
     assert not [name for name, k in kids.items() if _alive(k) and name.startswith("ia-live:")], "children outlived ia-live"
-    assert _segments(pid) == [], f"leaked shared memory: {_segments(pid)}"
+    assert segments_of(pid) == [], f"leaked shared memory: {segments_of(pid)}"
 
 
 def test_killed_pose_worker_ends_pipeline(shared, checkpoint, tmp_path):
     proc = _start(shared, checkpoint, tmp_path / "out.jsonl")
     kids = _wait_running(proc, tmp_path / "out.jsonl")
     assert {"ia-live:pose0", "ia-live:capture", "ia-live:infer", "ia-live:asm", "ia-live:pub"} <= set(kids)
-    assert _segments(proc.pid), "the running pipeline should own shared-memory segments"
+    assert ring_segments_of(proc.pid), "the running pipeline should own shared-memory segments"
     os.kill(kids["ia-live:pose0"], signal.SIGKILL)
     start = time.monotonic()
     proc.wait(timeout=30)
@@ -223,11 +199,11 @@ def test_killed_parent_takes_children_along(shared, checkpoint, tmp_path):
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=10)
     deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and (any(_alive(k) for k in kids.values()) or _segments(proc.pid)):
+    while time.monotonic() < deadline and (any(_alive(k) for k in kids.values()) or segments_of(proc.pid)):
         time.sleep(0.1)
     assert not [name for name, k in kids.items() if _alive(k) and name.startswith("ia-live:")]
     # the parent could not unlink; multiprocessing's resource tracker does once every user is gone
-    assert _segments(proc.pid) == []
+    assert segments_of(proc.pid) == []
 
 
 def _run_short(shared, checkpoint: Path, extra: list[str]) -> subprocess.CompletedProcess:
@@ -254,3 +230,152 @@ def test_unavailable_engine_is_one_line_exit_2(shared, checkpoint):
         pytest.skip("a GPU is present: the cuda engine is available")
     proc = _run_short(shared, checkpoint, ["--no-zmq", "--engine", "cuda"])
     _assert_one_line_error(proc, proc.stderr, 2, "inference:")
+
+
+# --------------------------------------------------------------------------------------------------
+# supervision faults of issue 8
+
+
+def _spawned_children(pid: int) -> list[int]:
+    """Children of ``pid`` that multiprocessing started (named ia-live:<role> or still bootstrapping)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+            if int(text[text.rindex(")") + 2:].split()[1]) != pid:
+                continue
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue
+        if b"spawn_main" in cmdline:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _kill_group_leftovers(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def test_parent_killed_while_children_load_takes_them_along(shared, checkpoint, tmp_path):
+    """SIGKILL of the parent while inference is still building its engine (the onnxruntime engine exports
+    the model on first use: a fresh engine cache keeps it busy for seconds) and the pose worker starts: the
+    children must go at once, not when they finish loading."""
+    out = tmp_path / "out.jsonl"
+    args = ["--video", str(shared("data", "videos", "stgcn_tai_chi.mp4")), "--checkpoint", str(checkpoint),
+            "--pose-model", str(_pose_model(shared)), "--no-zmq", "--dump-json", str(out), "--quiet",
+            "--threads", "1", "--engine", "onnxruntime"]
+    proc = subprocess.Popen(_cmd(args), cwd=REPO, env=_env(IA_LIVE_CACHE=str(tmp_path / "engines")),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        kids: dict[str, int] = {}
+        while time.monotonic() < deadline and not {"ia-live:infer", "ia-live:pose0"} <= set(kids):
+            assert proc.poll() is None, proc.stderr.read()
+            kids = _children(proc.pid)
+            time.sleep(0.02)
+        assert {"ia-live:infer", "ia-live:pose0"} <= set(kids), f"children never started: {kids}"
+        assert not list((tmp_path / "engines").glob("*.onnx")), "inference had already built its engine"
+        assert not out.exists() or out.read_text() == "", "the pipeline was already running"
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+        killed = time.monotonic()
+        while time.monotonic() - killed < 3 and any(_alive(k) for k in kids.values()):
+            time.sleep(0.05)
+        lingering = {name: k for name, k in kids.items() if _alive(k) and name.startswith("ia-live:")}
+        assert not lingering, f"children outlived their killed parent by 3 s: {sorted(lingering)}"
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and segments_of(proc.pid):
+            time.sleep(0.1)
+        assert segments_of(proc.pid) == []
+    finally:
+        _kill_group_leftovers(proc.pid)
+        proc.wait(timeout=10)
+
+
+def test_ctrl_c_during_startup_is_one_line(shared, checkpoint, tmp_path):
+    """Ctrl-C in a terminal signals the whole foreground process group. Sent while the children are being
+    started (their interpreters still importing), it must end ia-live with one line and exit 130, not with
+    a traceback from every child."""
+    out = tmp_path / "out.jsonl"
+    proc = subprocess.Popen(_cmd(["--video", str(shared("data", "videos", "stgcn_tai_chi.mp4")), "--checkpoint",
+                                  str(checkpoint), "--pose-model", str(_pose_model(shared)), "--no-zmq",
+                                  "--dump-json", str(out), "--quiet", "--threads", "1", "--engine", "torch"]),
+                            cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(_spawned_children(proc.pid)) < 5:
+            assert proc.poll() is None, proc.stderr.read()
+            time.sleep(0.005)
+        spawned = _spawned_children(proc.pid)
+        assert len(spawned) == 5, f"the five children were not started: {spawned}"
+        time.sleep(0.3)   # their interpreters are importing (numpy, OpenCV, torch) now
+        os.killpg(proc.pid, signal.SIGINT)
+        kids = _children(proc.pid)
+        _, stderr = proc.communicate(timeout=60)
+        _assert_one_line_error(proc, stderr, 130, "interrupted")
+        _assert_clean(proc.pid, kids)
+        assert not [k for k in spawned if _alive(k)]
+    finally:
+        _kill_group_leftovers(proc.pid)
+        if proc.poll() is None:
+            proc.wait(timeout=10)
+
+
+def test_kill_9_of_the_group_is_reclaimed_by_the_next_run(shared, checkpoint, tmp_path):
+    """``kill -9`` of the whole process group (the parent, every child and multiprocessing's resource tracker)
+    leaves the run's segments and semaphores behind: nobody is alive to unlink them. The next run must
+    reclaim them, and only those of dead owners."""
+    out = tmp_path / "out.jsonl"
+    video = shared("data", "videos", "stgcn_tai_chi.mp4")
+    proc = subprocess.Popen(_cmd(["--video", str(video), "--realtime", "--checkpoint", str(checkpoint),
+                                  "--pose-model", str(_pose_model(shared)), "--no-zmq", "--dump-json", str(out),
+                                  "--quiet", "--threads", "1", "--engine", "torch"]),
+                            cwd=REPO, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    dead = proc.pid
+    try:
+        kids = _wait_running(proc, out)
+        os.killpg(dead, signal.SIGKILL)
+        proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and any(_alive(k) for k in kids.values()):
+            time.sleep(0.05)
+        left = segments_of(dead)
+        assert ring_segments_of(dead), "the killed run left nothing: this test no longer tests anything"
+        rerun = _run_short(shared, checkpoint, ["--no-zmq", "--engine", "torch", "--threads", "1"])
+        assert rerun.returncode == 0, rerun.stderr
+        assert segments_of(dead) == [], f"the next run did not reclaim {segments_of(dead)}"
+        # the semaphores behind the run's queues and events were among them (named after the run, not sem.mp-*)
+        assert any(name.startswith("sem.") for name in left), f"its semaphores are not attributable: {left}"
+    finally:
+        _kill_group_leftovers(dead)
+        for name in segments_of(dead):
+            (SHM / name).unlink(missing_ok=True)
+
+
+def test_leak_check_is_not_fooled_by_another_run(tmp_path, checkpoint, shared):
+    """The bad-input check counts only segments of the ia-live it started: another run that creates its own
+    while the check runs (here: a live process's segment appearing meanwhile) is not a leak."""
+    from realtime.shm_ring import ShmRing, segment_prefix, unique_name
+
+    other = subprocess.Popen(["sleep", "120"])
+    ring = None
+
+    def another_run_starts() -> None:
+        nonlocal ring
+        ring = ShmRing.create(unique_name(segment_prefix(other.pid), "raw"), 2, (4,), "uint8")
+
+    try:
+        _check_rejected(["--video", str(tmp_path / "nope.mp4"), "--checkpoint", str(checkpoint)],
+                        "video file not found", meanwhile=another_run_starts)
+        assert ring is not None and ring_segments_of(other.pid)   # the other run's segment was there
+    finally:
+        if ring is not None:
+            ring.close()
+            ring.unlink()
+        other.kill()
+        other.wait()

@@ -115,3 +115,32 @@ def test_cross_process_and_lapping_reader():
 
 def test_segment_prefix_names_owner():
     assert segment_prefix().startswith(f"ia_live_{os.getpid()}_")
+
+
+def test_reclaim_removes_only_what_dead_owners_left():
+    """`reclaim_stale` unlinks segments and semaphores named after a process that no longer exists, and
+    leaves those of living processes (another ia-live running) alone."""
+    import subprocess
+
+    from realtime.shm_ring import SHM_ROOT, reclaim_stale
+
+    if not SHM_ROOT.is_dir():
+        pytest.skip("no /dev/shm on this system")
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    living = subprocess.Popen(["sleep", "60"])
+    rings = [ShmRing.create(unique_name(segment_prefix(pid), "raw"), 1, (4,), "uint8") for pid in (gone.pid, living.pid)]
+    fake_sem = SHM_ROOT / f"sem.ia_live_{gone.pid}_sem-test"
+    fake_sem.write_bytes(b"\0" * 32)
+    try:
+        removed = reclaim_stale()
+        assert rings[0].spec.name in removed and fake_sem.name in removed
+        assert not (SHM_ROOT / rings[0].spec.name).exists() and not fake_sem.exists()
+        assert (SHM_ROOT / rings[1].spec.name).exists()
+    finally:
+        living.kill()
+        living.wait()
+        for ring in rings:
+            ring.close()
+            ring.unlink()
+        fake_sem.unlink(missing_ok=True)

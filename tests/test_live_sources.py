@@ -103,3 +103,14 @@ def test_stop_interrupts_reconnect_backoff(tmp_path, shared):
 def test_probe_rejects_unreachable_stream():
     with pytest.raises(SourceError, match="cannot open stream"):
         probe(make_spec(video="rtsp://127.0.0.1:9/none"))
+
+
+def test_one_fps_rule_for_every_reader():
+    """`core.video.resolve_fps`: the live source, the dataset and pose extraction all take a container's
+    frame rate only when it is plausible, else the default (and say so)."""
+    from core.video import DEFAULT_FPS, resolve_fps
+
+    assert resolve_fps(29.97) == (29.97, True)
+    for garbage in (0, None, float("nan"), float("inf"), 0.5, 90000.0, "x"):
+        assert resolve_fps(garbage) == (DEFAULT_FPS, False)
+    assert resolve_fps(0, default=25.0) == (25.0, False)

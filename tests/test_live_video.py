@@ -7,10 +7,7 @@ the ZeroMQ stream must carry the same bytes as the JSON Lines file.
 from __future__ import annotations
 
 import json
-import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,33 +16,12 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import make_checkpoint, movenet_path, run_ia_live
 from core.sampling import clip_indices, frame_step, windows_for
 from realtime.messages import validate_message
 
-REPO = Path(__file__).resolve().parents[1]
 VIDEO_EXT = (".mp4", ".avi", ".mkv", ".mov")
-
-
-def movenet_model(shared) -> Path:
-    local = REPO / "models" / "movenet_multipose_lightning.onnx"
-    return local if local.exists() else shared("models", "movenet_multipose_lightning.onnx")
-
-
-def make_checkpoint(path: Path, **overrides) -> Path:
-    import torch
-
-    from core.checkpoint import save_checkpoint
-    from core.model import build_model
-
-    torch.manual_seed(0)
-    model = build_model("fast", class_names=[f"action {i}" for i in range(10)], **overrides)
-    return save_checkpoint(path, model)
-
-
-def run_live(args: list[str], timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "realtime.cli", *args], cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
+run_live = run_ia_live
 
 
 def decoded_frames(path: Path) -> tuple[int, float]:
@@ -96,7 +72,7 @@ def _shared_videos():
 @pytest.mark.parametrize("name", _shared_videos() or ["(no ../shared videos)"])
 def test_video_predictions_follow_sampling(name, shared, checkpoints, tmp_path):
     video = shared("data", "videos", name)
-    model = movenet_model(shared)
+    model = movenet_path()
     out = tmp_path / "out.jsonl"
     proc = run_live(["--video", str(video), "--checkpoint", str(checkpoints["dense"]), "--pose-model", str(model),
                      "--no-zmq", "--dump-json", str(out), "--quiet", "--average", "2", "--threads", "1",
@@ -133,7 +109,7 @@ def test_deterministic_and_zmq_matches_jsonl(shared, checkpoints, tmp_path):
     import zmq
 
     video = shared("data", "videos", "stgcn_clean_and_jerk.mp4")
-    model = movenet_model(shared)
+    model = movenet_path()
     base = ["--video", str(video), "--checkpoint", str(checkpoints["equal"]), "--pose-model", str(model),
             "--quiet", "--threads", "1", "--max-frames", "150", "--engine", "torch"]
     first = tmp_path / "first.jsonl"
@@ -185,7 +161,7 @@ def test_realtime_overload_drops_instead_of_lagging(shared, checkpoints, tmp_pat
     video = shared("data", "videos", "stgcn_tai_chi.mp4")
     out = tmp_path / "rt.jsonl"
     proc = run_live(["--video", str(video), "--realtime", "--ref-fps", "240", "--max-frames", "240",
-                     "--checkpoint", str(checkpoints["equal"]), "--pose-model", str(movenet_model(shared)),
+                     "--checkpoint", str(checkpoints["equal"]), "--pose-model", str(movenet_path()),
                      "--no-zmq", "--dump-json", str(out), "--quiet", "--threads", "1", "--engine", "torch"])
     assert proc.returncode == 0, proc.stderr
     messages = read_jsonl(out)

@@ -11,11 +11,10 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import shared_path
+from conftest import movenet_path, shared_path
 from realtime.pose import BACKENDS, DEFAULT_BACKEND, PoseBackend, PoseBackendError, add_cli, get_backend
 from realtime.pose.movenet import Letterbox, MoveNetBackend, decode
 
-MOVENET = ("models", "movenet_multipose_lightning.onnx")
 # COCO-17 indices
 NOSE, L_SH, R_SH, L_HIP, R_HIP, L_KNEE, R_KNEE, L_ANK, R_ANK = 0, 5, 6, 11, 12, 13, 14, 15, 16
 
@@ -45,7 +44,7 @@ def _frames(path: Path, indices: list[int]) -> dict[int, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def movenet() -> MoveNetBackend:
-    model = shared_path(*MOVENET)
+    model = movenet_path()
     backend = MoveNetBackend.configure(_args("--pose-model", str(model)), "test")
     yield backend
     backend.close()
@@ -122,7 +121,7 @@ def test_movenet_flag_errors_name_the_problem(tmp_path, monkeypatch):
     with pytest.raises(PoseBackendError, match="cannot load pose model") as err:
         MoveNetBackend.configure(_args("--pose-model", str(junk)), "x")
     assert "\n" not in str(err.value)
-    model = shared_path(*MOVENET)
+    model = movenet_path()
     with pytest.raises(PoseBackendError, match="multiple of 32"):
         MoveNetBackend.configure(_args("--pose-model", str(model), "--pose-input-size", "250"), "x")
     with pytest.raises(PoseBackendError, match="--pose-threads"):
@@ -241,9 +240,14 @@ def test_file_backend_replays_the_cache(tmp_path):
     np.testing.assert_array_equal(c, cache.coords[3, :2])
     np.testing.assert_array_equal(s, cache.scores[3, :2])
     assert backend(frame, 2)[0].shape == (1, 17, 2)
-    for missing in (7, 10, 500, -1):  # unprocessed, past the end, negative
-        c, s = backend(frame, missing)
-        assert c.shape == (0, 17, 2) and s.shape == (0, 17)
+    # Unprocessed (7), past the end (10, 500), negative (-1): the nearest processed frame is held (ties: the
+    # earlier one), the rule the training dataset reads caches with (core.posecache.PoseTrack), so a replayed
+    # cache feeds the live model what training saw. Frame 6 has person 0 only, frame 9 persons 0 and 1.
+    for asked, held in ((7, 6), (10, 9), (500, 9), (-1, 0)):
+        c, s = backend(frame, asked)
+        persons = 2 if held % 2 else 1
+        np.testing.assert_array_equal(c, cache.coords[held, :persons])
+        np.testing.assert_array_equal(s, cache.scores[held, :persons])
     # Frames at another resolution (a re-encoded copy): keypoints follow the frame.
     c, _ = backend(np.zeros((512, 680, 3), np.uint8), 3)
     np.testing.assert_allclose(c, (cache.coords[3, :2] + 0.5) * 2 - 0.5, rtol=1e-6)

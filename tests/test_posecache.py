@@ -148,3 +148,35 @@ def test_video_stem(tmp_path: Path) -> None:
     (tmp_path / "clip.v2").mkdir()
     assert video_stem(tmp_path / "clip.v2") == "clip.v2"
     assert video_stem(tmp_path / "x.mp4") == "x"
+
+
+def test_pose_track_is_the_one_reading_rule(tmp_path: Path) -> None:
+    """`PoseTrack`: unprocessed frames hold the nearest processed one (ties: earlier), indices past the
+    ends hold the first/last frame, other frame sizes rescale about pixel centres; `frame` gives only the
+    persons present, `at` every slot."""
+    from core.posecache import PoseTrack, rescale_keypoints
+
+    cache = PoseCache.empty(6, 2, "coco17", 30.0, 100, 50)
+    cache.valid[[1, 4]] = True
+    cache.coords[1] = 10.0
+    cache.coords[4] = 20.0
+    cache.scores[1, 0] = 0.8          # frame 1: person 0 only
+    cache.scores[4] = 0.6             # frame 4: both
+    track = PoseTrack(save_and_load(tmp_path, cache))
+    assert track.rows([0, 1, 2, 3, 4, 5, -3, 99]).tolist() == [1, 1, 1, 4, 4, 4, 1, 4]
+    coords, scores = track.at([2, 3], 100, 50)
+    assert coords.shape == (2, 2, 17, 2) and (coords[0] == 10.0).all() and (coords[1] == 20.0).all()
+    assert (scores[0, 1] == 0).all() and (scores[1] == 0.6).all()
+    c, s = track.frame(0, 100, 50)
+    assert c.shape == (1, 17, 2) and (s == np.float32(0.8)).all()
+    c, _ = track.frame(5, 200, 100)   # a 2x copy of the video: pixel centres map onto pixel centres
+    np.testing.assert_allclose(c, (20.0 + 0.5) * 2 - 0.5)
+    np.testing.assert_allclose(rescale_keypoints(np.array([[-0.5, -0.5], [99.5, 49.5]]), (100, 50), (300, 150)),
+                               [[-0.5, -0.5], [299.5, 149.5]])
+    empty = PoseTrack(PoseCache.empty(3, 1, "coco17", 30.0, 100, 50))   # nothing processed: nobody
+    assert empty.frame(1, 100, 50)[0].shape == (0, 17, 2) and not empty.at([0, 2], 100, 50)[1].any()
+
+
+def save_and_load(tmp_path: Path, cache: PoseCache) -> PoseCache:
+    save_pose_cache(tmp_path / "c.npz", cache)
+    return load_pose_cache(tmp_path / "c.npz")

@@ -25,8 +25,10 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from core.clipindex import ClipIndexError, read_clip_index, video_stem, write_clip_index
+from core.clipindex import read_clip_index, video_stem, write_clip_index
+from core.errors import UserError, one_line, run_main
 from core.posecache import PoseCache, PoseCacheError, load_pose_cache, save_pose_cache, stack_persons
+from core.video import DEFAULT_FPS, capture_facts, frame_files, resolve_fps
 
 __all__ = ["main", "extract_video", "collect_videos", "cache_path_for", "partial_path_for", "is_complete"]
 
@@ -71,11 +73,12 @@ def collect_videos(index: str | None, videos: str | None) -> list[Path]:
         for clip in clips:
             seen.setdefault(str(clip.video), Path(clip.video))
         return list(seen.values())
-    from train.data.folder import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS
+    from core.video import IMAGE_EXTENSIONS
+    from train.data.folder import VIDEO_EXTENSIONS
 
     root = Path(videos)  # type: ignore[arg-type]
     if not root.is_dir():
-        raise FileNotFoundError(f"{root}: not a folder")
+        raise UserError(f"{root}: not a folder")
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
@@ -88,22 +91,21 @@ def collect_videos(index: str | None, videos: str | None) -> list[Path]:
 
 
 class _FrameSource:
-    """Sequential frames of a video file or frame folder (BGR), with its fps and size."""
+    """Sequential frames of a video file or frame folder (BGR), with its fps and size (`core.video`'s rules,
+    the ones training and the live pipeline read the video with)."""
 
-    def __init__(self, path: Path, default_fps: float = 30.0) -> None:
+    def __init__(self, path: Path, default_fps: float = DEFAULT_FPS) -> None:
         self.path = path
         self.files: list[Path] | None = None
         self.cap: cv2.VideoCapture | None = None
         if path.is_dir():
-            from train.data.folder import IMAGE_EXTENSIONS
-
-            self.files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
+            self.files = frame_files(path)
             if not self.files:
                 raise ValueError(f"{path}: frame folder has no images")
             first = cv2.imread(str(self.files[0]))
             if first is None:
                 raise ValueError(f"{self.files[0]}: unreadable image")
-            self.fps, self.height, self.width = default_fps, first.shape[0], first.shape[1]
+            self.fps, self.height, self.width = resolve_fps(default_fps)[0], first.shape[0], first.shape[1]
             self.frame_count = len(self.files)
         else:
             if not path.is_file():
@@ -111,11 +113,9 @@ class _FrameSource:
             self.cap = cv2.VideoCapture(str(path))
             if not self.cap.isOpened():
                 raise ValueError(f"{path}: OpenCV cannot open this video")
-            fps = float(self.cap.get(cv2.CAP_PROP_FPS))
-            self.fps = fps if np.isfinite(fps) and fps > 0 else default_fps
-            self.width = int(self.cap.get(cv2.CAP_PROP_FRAME_WIDTH))
-            self.height = int(self.cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
-            self.frame_count = max(int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT)), 0)
+            facts = capture_facts(self.cap, default_fps)
+            self.fps, self.width, self.height = facts.fps, facts.width, facts.height
+            self.frame_count = facts.frame_count or 0
         self.pos = 0
 
     def skip(self) -> bool:
@@ -257,42 +257,37 @@ def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
 
         get_backend(known.backend).cli(parser)
     except Exception as exc:  # unknown backend or import failure: report it after parsing
-        parser.set_defaults(_backend_error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+        parser.set_defaults(_backend_error=one_line(exc))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    return run_main(lambda: _main(args), "extract_poses",
+                    interrupted="interrupted; rerun the same command to resume")
+
+
+def _main(args: argparse.Namespace) -> int:
     err = getattr(args, "_backend_error", None)
     if err:
-        print(f"extract_poses: pose backend {args.backend!r}: {err}", file=sys.stderr)
-        return 2
+        raise UserError(f"pose backend {args.backend!r}: {err}")
     if args.every < 1:
-        print("extract_poses: --every must be >= 1", file=sys.stderr)
-        return 2
+        raise UserError("--every must be >= 1")
     if args.write_index and not args.index:
-        print("extract_poses: --write-index needs --index", file=sys.stderr)
-        return 2
-    try:
-        videos = collect_videos(args.index, args.videos)
-    except (ClipIndexError, FileNotFoundError) as exc:
-        print(f"extract_poses: {exc}", file=sys.stderr)
-        return 2
+        raise UserError("--write-index needs --index")
+    videos = collect_videos(args.index, args.videos)
     if not videos:
-        print(f"extract_poses: no videos found in {args.index or args.videos}", file=sys.stderr)
-        return 2
+        raise UserError(f"no videos found in {args.index or args.videos}")
     stems: dict[str, Path] = {}
     for v in videos:
         other = stems.setdefault(video_stem(v), v)
         if other != v:
-            print(f"extract_poses: {other} and {v} share the stem {video_stem(v)!r} (caches are named by stem)",
-                  file=sys.stderr)
-            return 2
+            raise UserError(f"{other} and {v} share the stem {video_stem(v)!r} (caches are named by stem)")
     out_dir = Path(args.out)
     out_dir.mkdir(parents=True, exist_ok=True)
 
-    from realtime.pose import PoseBackendError, get_backend
+    from realtime.pose import get_backend
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -319,22 +314,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     continue
                 if args.overwrite:
                     partial_path_for(out_dir, video).unlink(missing_ok=True)
-                try:
-                    backend = backend_cls.configure(args, str(video))
-                except PoseBackendError as exc:
-                    print(f"extract_poses: {exc}", file=sys.stderr)
-                    return 2
+                backend = backend_cls.configure(args, str(video))   # a PoseBackendError ends the run (exit 2)
                 try:
                     results.append(extract_video(video, out_dir, backend, estimator, args.every,
                                                  args.checkpoint_frames, progress, per_video))
                 except (ValueError, PoseCacheError, OSError) as exc:
-                    results.append(VideoResult(video, "failed", message=str(exc).splitlines()[0]))
+                    results.append(VideoResult(video, "failed", message=one_line(exc)))
                 finally:
                     backend.close()
                 progress.advance(overall)
-    except (KeyboardInterrupt, Interrupted):
-        print("extract_poses: interrupted; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except Interrupted:
+        raise KeyboardInterrupt from None   # run_main: one line, exit 130
     finally:
         signal.signal(signal.SIGTERM, old_handler)
 

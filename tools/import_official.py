@@ -14,7 +14,8 @@ from pathlib import Path
 
 import torch
 
-from core.checkpoint import CheckpointError, save_checkpoint
+from core.checkpoint import save_checkpoint
+from core.errors import UserError, one_line, report
 from core.labels import KINETICS50, NTU60
 from core.model import build_model
 from core.official import OfficialCheckpointError, convert_official_state_dict, official_config_overrides, unwrap_official
@@ -45,7 +46,7 @@ def import_official(src: str | Path, dst: str | Path, dataset: str, class_names:
     try:
         model.load_state_dict(converted, strict=True)
     except RuntimeError as exc:
-        raise OfficialCheckpointError(f"{src} does not match the {preset} preset: {' '.join(str(exc).split())[:300]}") from None
+        raise OfficialCheckpointError(f"{src} does not match the {preset} preset: {one_line(exc)}") from None
     extra = {"source": str(src.name), "imported_from": "mks0601/IntegralAction_RELEASE", "dataset": dataset,
              "dropped_unused_keys": dropped,
              "class_order": "from --class-names" if class_names is not None else "core.labels default"}
@@ -70,9 +71,9 @@ def main(argv: list[str] | None = None) -> int:
                 raise OfficialCheckpointError(f"class-name file not found: {path}")
             names = [line.strip() for line in path.read_text().splitlines() if line.strip()]
         out = import_official(args.src, args.dst, args.dataset, names, args.trust_pickle)
-    except (OfficialCheckpointError, CheckpointError) as exc:
-        print(f"import_official: error: {exc}", file=sys.stderr)
-        return 2
+    except UserError as exc:
+        report("import_official", exc)
+        return exc.code
     print(f"wrote {out}")
     return 0
 

@@ -216,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     def body() -> int:
         from core.checkpoint import load_checkpoint
         from train.distributed import pick_device
-        from train.stage1 import class_names_for, open_dataset
+        from train.cli import class_names_for, open_dataset
 
         if (args.appearance is None) != (args.pose is None):
             raise ValueError("give both --appearance and --pose (the oracle and the sweep need the pair)")
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"top-1 {result['model']['top1']:.1f}  top-5 {result['model']['top5']:.1f}  -> {files[1]}")
         return 0
 
-    from train.stage1 import run_cli
+    from train.cli import run_cli
 
     return run_cli(body)
 

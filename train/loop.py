@@ -38,6 +38,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from core.checkpoint import save_checkpoint
+from core.errors import UserError
 from core.model import IntegralAction, ModelOutput, StreamFeatures, gate_loss
 from train.distributed import DistContext, all_reduce_sum, barrier
 
@@ -45,7 +46,7 @@ RESUME_FORMAT = "integralaction-live-resume/1"
 STREAM_BN_MODES = ("eval", "train")
 
 
-class TrainingError(RuntimeError):
+class TrainingError(UserError, RuntimeError):
     """A problem the user must fix (bad resume file, mismatched settings); one-line message."""
 
 

@@ -27,9 +27,9 @@ from torch.utils.data import DataLoader, Dataset
 from core.checkpoint import CheckpointError, read_checkpoint
 from core.model import PRESETS, IntegralAction, ModelConfig, build_model
 from core.model.config import GATE_DRIVERS
+from train.cli import (add_training_args, class_names_for, command_line, open_dataset, run_cli,
+                       train_config_from_args)
 from train.loop import TrainConfig, collate, fit
-from train.stage1 import (add_training_args, class_names_for, command_line, open_dataset, run_cli,
-                          train_config_from_args)
 
 STAGE2_VARIANTS = ("integral", "no_gating", "feature_fuse", "score_average")
 STRATEGIES = ("frozen", "finetune", "scratch")

@@ -1,78 +1,102 @@
-"""Engine registry: `create_engine(name, model, checkpoint_path, args)`.
+"""Engine registry: `configure_engine(name, args)` -> a configured `EnginePlugin`; its `create(model, checkpoint)`
+builds the engine (in the inference process). `create_engine(name, model, checkpoint, args)` does both.
 
-The registry maps a name to a module (imported only when that engine is asked for), so importing the
-pipeline never imports TensorRT or CUDA, and adding an engine touches one file: a module here named in
-`ENGINES` below (the planned ones are listed already) that defines
-
-    def create(model, checkpoint_path, args) -> Engine     # raise EngineUnavailable(reason) if it cannot run here
-
-and optionally `add_cli(parser)` for its own flags. A listed module that does not exist yet simply makes
-that engine unavailable.
+Engines follow the plugin convention of the pose backends (`realtime.plugins`): each is a class named in
+`ENGINES` below, imported only when asked for (so importing the pipeline never imports TensorRT or CUDA),
+with ``cli(parser)`` for its own flags and ``configure(args)`` for a picklable configured instance. Adding an
+engine is one module plus one line here. A listed module or package that is missing makes that engine
+unavailable (`EngineUnavailable`, which ``auto`` skips), reported where the engine is built.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
-from realtime.engines.base import Engine, EngineError, EngineResult, EngineUnavailable
+from realtime import defaults
+from realtime.engines.base import Engine, EngineError, EnginePlugin, EngineResult, EngineUnavailable
+from realtime.plugins import Registry
 
-__all__ = ["ENGINES", "AUTO_ORDER", "Engine", "EngineError", "EngineResult", "EngineUnavailable",
-           "create_engine", "engine_names", "add_cli"]
+__all__ = ["ENGINES", "AUTO_ORDER", "Engine", "EngineError", "EnginePlugin", "EngineResult", "EngineUnavailable",
+           "add_cli", "configure_engine", "create_engine", "engine_names"]
 
-#: name -> module under realtime.engines
+#: name -> plugin class
 ENGINES: dict[str, str] = {
-    "tensorrt": "tensorrt",
-    "cuda": "cuda",
-    "onnxruntime": "onnxruntime_cpu",
-    "torch": "torch_cpu",
+    "tensorrt": "realtime.engines.tensorrt:TensorRT",
+    "cuda": "realtime.engines.cuda:Cuda",
+    "onnxruntime": "realtime.engines.onnxruntime_cpu:OnnxRuntime",
+    "torch": "realtime.engines.torch_cpu:TorchCPU",
 }
 #: what `--engine auto` tries, fastest first
 AUTO_ORDER: tuple[str, ...] = ("tensorrt", "cuda", "onnxruntime", "torch")
 
+REGISTRY = Registry(
+    "engine", ENGINES,
+    unknown=lambda name: EngineError(f"unknown engine {name!r}; choose one of {', '.join(engine_names())}"),
+    missing=lambda name, why: EngineUnavailable(f"engine {name!r} {why}"),
+)
+
 
 def engine_names() -> list[str]:
-    return ["auto", *ENGINES]
-
-
-def _module(name: str):
-    if name not in ENGINES:
-        raise EngineError(f"unknown engine {name!r}; choose one of {', '.join(engine_names())}")
-    qualified = f"realtime.engines.{ENGINES[name]}"
-    try:
-        return importlib.import_module(qualified)
-    except ModuleNotFoundError as exc:
-        if exc.name == qualified:
-            raise EngineUnavailable(f"engine {name!r} is not part of this build ({qualified} does not exist)") from None
-        raise EngineUnavailable(f"engine {name!r} needs the Python package {exc.name!r}, which is not installed") from None
-    except ImportError as exc:
-        raise EngineUnavailable(f"engine {name!r} cannot be imported here: {str(exc).splitlines()[0]}") from None
+    return [defaults.ENGINE, *ENGINES]
 
 
 def add_cli(parser: argparse.ArgumentParser) -> None:
-    """Let each importable engine module add its own flags (modules that cannot import are skipped)."""
-    for name in ENGINES:
-        try:
-            module = _module(name)
-        except EngineError:
-            continue
-        hook = getattr(module, "add_cli", None)
-        if hook is not None:
-            hook(parser)
+    """Let each importable engine add its own flags."""
+    REGISTRY.add_cli(parser)
 
 
-def create_engine(name: str, model: Any, checkpoint_path: str | Path | None, args: argparse.Namespace) -> Engine:
-    """Build engine `name` ("auto" = first available of AUTO_ORDER) for a loaded model.
+@dataclass(frozen=True)
+class Unavailable(EnginePlugin):
+    """An engine whose class could not even be imported here; building it says why."""
+
+    name = "unavailable"
+    engine: str = ""
+    reason: str = ""
+
+    @classmethod
+    def configure(cls, args: argparse.Namespace) -> "Unavailable":  # pragma: no cover - never registered
+        raise NotImplementedError
+
+    def create(self, model: Any, checkpoint: Any = None) -> Engine:
+        raise EngineUnavailable(self.reason)
+
+
+@dataclass(frozen=True)
+class Auto(EnginePlugin):
+    """``--engine auto``: the first of `AUTO_ORDER` that can be built here."""
+
+    name = "auto"
+    candidates: tuple[EnginePlugin, ...] = ()
+
+    @classmethod
+    def configure(cls, args: argparse.Namespace) -> "Auto":
+        return cls(tuple(configure_engine(name, args) for name in AUTO_ORDER))
+
+    def create(self, model: Any, checkpoint: Any = None) -> Engine:
+        reasons = []
+        for candidate in self.candidates:
+            try:
+                return candidate.create(model, checkpoint)
+            except EngineUnavailable as exc:
+                reasons.append(str(exc))
+        raise EngineUnavailable("no engine is available: " + "; ".join(reasons))
+
+
+def configure_engine(name: str, args: argparse.Namespace) -> EnginePlugin:
+    """The configured plugin for ``--engine name`` (EngineError for an unknown name)."""
+    if name == defaults.ENGINE:
+        return Auto.configure(args)
+    try:
+        plugin = REGISTRY.get(name)
+    except EngineUnavailable as exc:
+        return Unavailable(engine=name, reason=str(exc))
+    return plugin.configure(args)
+
+
+def create_engine(name: str, model: Any, checkpoint: Any, args: argparse.Namespace) -> Engine:
+    """Configure and build engine ``name`` ("auto" = first available of AUTO_ORDER) for a loaded model.
 
     Raises EngineUnavailable (with every reason, for auto) or EngineError, each with a one-line message.
     """
-    if name != "auto":
-        return _module(name).create(model, checkpoint_path, args)
-    reasons = []
-    for candidate in AUTO_ORDER:
-        try:
-            return _module(candidate).create(model, checkpoint_path, args)
-        except EngineUnavailable as exc:
-            reasons.append(str(exc))
-    raise EngineUnavailable("no engine is available: " + "; ".join(reasons))
+    return configure_engine(name, args).create(model, checkpoint)

@@ -6,13 +6,17 @@ pipeline, the averaging and the message never know which one ran, so results are
 from __future__ import annotations
 
 import abc
+import argparse
 import math
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
+from core.errors import UserError
 
-class EngineError(RuntimeError):
+
+class EngineError(UserError, RuntimeError):
     """An engine could not be built or run; the message is one line for the user."""
 
 
@@ -48,3 +52,47 @@ class Engine(abc.ABC):
     def describe(self) -> str:
         """Short human description for logs (`torch (2 threads)`)."""
         return self.name
+
+
+class EnginePlugin(abc.ABC):
+    """A configured engine (the `realtime.plugins` convention): `cli` adds the engine's flags, `configure`
+    turns parsed flags into an instance of this class (a small frozen dataclass, picklable, no runtime
+    state), and `create` builds the runtime `Engine` inside the inference process.
+
+    `configure` only reads flags; `create` checks availability (a GPU, a package) and raises
+    `EngineUnavailable` (which ``--engine auto`` skips) or `EngineError`.
+    """
+
+    name: ClassVar[str] = ""
+
+    @classmethod
+    def cli(cls, parser: argparse.ArgumentParser) -> None:
+        """Add this engine's own flags (shared ones through `add_common_cli`, which is idempotent)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def configure(cls, args: argparse.Namespace) -> "EnginePlugin":
+        ...
+
+    @abc.abstractmethod
+    def create(self, model: Any, checkpoint: Any = None) -> Engine:
+        """Build the engine for a loaded model. ``checkpoint`` (a path or a `core.checkpoint.CheckpointBlob`)
+        keys on-disk caches of exported graphs (`core.export.model_digest`)."""
+
+
+def add_common_cli(parser: argparse.ArgumentParser) -> None:
+    """Flags the compiled engines (onnxruntime, tensorrt, cuda) share; each engine's `cli` calls this, and a
+    flag is added once however many engines are importable."""
+    from core.export import CACHE_ENV
+
+    flags = {
+        "--precision": dict(default="auto", choices=("auto", "fp32", "fp16", "int8"),
+                            help="engine precision (auto: fp32 on CPU engines, fp16 on GPU engines; int8: onnxruntime only)"),
+        "--calibration": dict(default=None, metavar="NPZ",
+                              help="real clips for int8 calibration (python -m realtime.engines.quantize)"),
+        "--engine-cache": dict(default=None, metavar="DIR",
+                               help=f"cache of exported/compiled engines (default ${CACHE_ENV} or ~/.cache/ia-live/engines)"),
+    }
+    for flag, kwargs in flags.items():
+        if flag not in parser._option_string_actions:  # noqa: SLF001  argparse has no public query
+            parser.add_argument(flag, **kwargs)

@@ -11,14 +11,12 @@ float64 numpy. Not verified on a GPU in this project (the development machines h
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
-from core.export import ExportWrapper, add_engine_cli, input_names
-from realtime.engines.base import Engine, EngineError, EngineResult, EngineUnavailable
+from realtime.engines.base import Engine, EngineError, EnginePlugin, EngineResult, EngineUnavailable, add_common_cli
 
 
 class CudaEngine(Engine):
@@ -26,6 +24,10 @@ class CudaEngine(Engine):
 
     def __init__(self, model: torch.nn.Module, precision: str = "fp16", compile_mode: str | None = "reduce-overhead",
                  warmup: int = 3) -> None:
+        import torch
+
+        from core.export import ExportWrapper, input_names
+
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.precision = precision
         self.device = torch.device("cuda")
@@ -40,35 +42,53 @@ class CudaEngine(Engine):
         for _ in range(warmup):  # compile + record the CUDA graph now, not on the first live window
             self(zeros.get("rgb"), zeros.get("pose"))
 
-    @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, pose: np.ndarray) -> EngineResult:
+        import torch
+
         feeds = {"rgb": rgb, "pose": pose}
-        args = [torch.from_numpy(feeds[n]).to(self.device, self.dtype, non_blocking=True) for n in self.inputs]
-        probs, _logits, gate = self.module(*args)
+        with torch.inference_mode():
+            args = [torch.from_numpy(feeds[n]).to(self.device, self.dtype, non_blocking=True) for n in self.inputs]
+            probs, _logits, gate = self.module(*args)
         # .cpu() copies and synchronises before the next replay overwrites the CUDA-graph outputs
         return EngineResult(probs=probs[0].float().cpu().double().numpy(), gate=float(gate[0].float().cpu()))
 
     def close(self) -> None:
+        import torch
+
         self.module = None
         torch.cuda.empty_cache()
 
     def describe(self) -> str:
+        import torch
+
         return f"cuda {self.precision} ({torch.cuda.get_device_name(self.device)}, torch.compile {self.compile_mode})"
 
 
-def add_cli(parser: argparse.ArgumentParser) -> None:
-    add_engine_cli(parser)  # --precision
+@dataclass(frozen=True)
+class Cuda(EnginePlugin):
+    """``--engine cuda``: ``--precision`` (auto = fp16, or fp32)."""
 
+    name = "cuda"
+    precision: str = "auto"
 
-def create(model: Any, checkpoint_path: str | Path | None, args: argparse.Namespace) -> Engine:
-    if not torch.cuda.is_available():
-        build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, but no GPU is visible"
-        raise EngineUnavailable(f"engine 'cuda' needs an NVIDIA GPU; torch {torch.__version__} here is {build}")
-    precision = getattr(args, "precision", None) or "auto"
-    precision = "fp16" if precision == "auto" else precision
-    if precision not in ("fp16", "fp32"):
-        raise EngineError(f"the cuda engine runs fp16 or fp32, not {precision}")
-    try:
-        return CudaEngine(model, precision)
-    except torch.cuda.OutOfMemoryError:
-        raise EngineError("engine 'cuda': out of GPU memory while compiling the model") from None
+    @classmethod
+    def cli(cls, parser: argparse.ArgumentParser) -> None:
+        add_common_cli(parser)  # --precision
+
+    @classmethod
+    def configure(cls, args: argparse.Namespace) -> "Cuda":
+        return cls(precision=getattr(args, "precision", None) or "auto")
+
+    def create(self, model: Any, checkpoint: Any = None) -> Engine:
+        import torch
+
+        if not torch.cuda.is_available():
+            build = "a CPU-only build" if torch.version.cuda is None else f"CUDA {torch.version.cuda}, but no GPU is visible"
+            raise EngineUnavailable(f"engine 'cuda' needs an NVIDIA GPU; torch {torch.__version__} here is {build}")
+        precision = "fp16" if self.precision == "auto" else self.precision
+        if precision not in ("fp16", "fp32"):
+            raise EngineError(f"the cuda engine runs fp16 or fp32, not {precision}")
+        try:
+            return CudaEngine(model, precision)
+        except torch.cuda.OutOfMemoryError:
+            raise EngineError("engine 'cuda': out of GPU memory while compiling the model") from None

@@ -10,27 +10,26 @@ from __future__ import annotations
 
 import argparse
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
-import torch
 
-from core.export import add_engine_cli, cache_dir, export_onnx, input_names, model_digest, shape_key
-from realtime.engines.base import Engine, EngineError, EngineResult
+from core.errors import one_line
+from realtime.engines.base import Engine, EngineError, EnginePlugin, EngineResult, add_common_cli
 
 OPSET = 17
 #: how many times this process exported / quantized (lets tests prove that a cache hit skips the work)
 STATS = {"exports": 0, "quantizations": 0}
 
 
-def add_cli(parser: argparse.ArgumentParser) -> None:
-    add_engine_cli(parser)
-
-
-def onnx_cache_path(model: torch.nn.Module, checkpoint_path: str | os.PathLike | None, directory: Path,
+def onnx_cache_path(model: "torch.nn.Module", checkpoint_path: Any, directory: Path,
                     calibration_digest: str | None = None) -> Path:
+    import torch
+
+    from core.export import model_digest, shape_key
+
     key = f"{model_digest(model, checkpoint_path)}-{shape_key(model)}-opset{OPSET}-torch{torch.__version__.split('+')[0]}"
     if calibration_digest is not None:
         from realtime.engines.quantize import RECIPE
@@ -39,8 +38,10 @@ def onnx_cache_path(model: torch.nn.Module, checkpoint_path: str | os.PathLike |
     return directory / f"{key}.onnx"
 
 
-def ensure_onnx(model: torch.nn.Module, checkpoint_path: str | os.PathLike | None, directory: Path) -> Path:
+def ensure_onnx(model: "torch.nn.Module", checkpoint_path: Any, directory: Path) -> Path:
     """The cached fp32 ONNX file for this model, exporting it first if it is not there yet."""
+    from core.export import export_onnx
+
     path = onnx_cache_path(model, checkpoint_path, directory)
     if not path.is_file():
         export_onnx(model, path, opset=OPSET, dynamic_batch=False)
@@ -48,7 +49,7 @@ def ensure_onnx(model: torch.nn.Module, checkpoint_path: str | os.PathLike | Non
     return path
 
 
-def ensure_int8(model: torch.nn.Module, checkpoint_path: str | os.PathLike | None, directory: Path,
+def ensure_int8(model: "torch.nn.Module", checkpoint_path: Any, directory: Path,
                 clips: list) -> Path:
     from realtime.engines.quantize import clips_digest, quantize_int8
 
@@ -64,6 +65,8 @@ class OnnxRuntimeEngine(Engine):
 
     def __init__(self, onnx_path: str | os.PathLike, inputs: list[str], threads: int | None = None,
                  precision: str = "fp32") -> None:
+        import onnxruntime as ort
+
         options = ort.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
@@ -72,7 +75,7 @@ class OnnxRuntimeEngine(Engine):
         try:
             self.session = ort.InferenceSession(str(onnx_path), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # corrupt cache file, unsupported op
-            raise EngineError(f"onnxruntime cannot load {onnx_path}: {str(exc).splitlines()[0][:200]}") from None
+            raise EngineError(f"onnxruntime cannot load {onnx_path}: {one_line(str(exc).splitlines()[0] if str(exc) else exc, 200)}") from None
         self.path = Path(onnx_path)
         self.inputs = list(inputs)
         self.threads = threads
@@ -91,28 +94,48 @@ class OnnxRuntimeEngine(Engine):
         return f"onnxruntime cpu {self.precision} ({threads})"
 
 
-def create(model: Any, checkpoint_path: str | Path | None, args: argparse.Namespace) -> Engine:
-    precision = getattr(args, "precision", None) or "auto"
-    precision = "fp32" if precision == "auto" else precision
-    if precision not in ("fp32", "int8"):
-        raise EngineError(f"onnxruntime runs fp32 or int8 on the CPU, not {precision}")
-    directory = Path(getattr(args, "engine_cache", None) or cache_dir()).expanduser()
-    model = model.to("cpu").eval()
-    try:
-        if precision == "int8":
-            calibration = getattr(args, "calibration", None)
-            if not calibration:
-                raise EngineError("--precision int8 needs --calibration clips.npz "
-                                  "(make one with python -m realtime.engines.quantize)")
-            from realtime.engines.quantize import load_clips
+@dataclass(frozen=True)
+class OnnxRuntime(EnginePlugin):
+    """``--engine onnxruntime``: ``--threads``, ``--precision`` (auto = fp32, or int8 with ``--calibration``),
+    ``--engine-cache``."""
 
-            try:
-                clips = load_clips(calibration)
-            except ValueError as exc:
-                raise EngineError(str(exc)) from None
-            path = ensure_int8(model, checkpoint_path, directory, clips)
-        else:
-            path = ensure_onnx(model, checkpoint_path, directory)
-    except OSError as exc:
-        raise EngineError(f"cannot write the engine cache in {directory}: {exc.strerror or exc}") from None
-    return OnnxRuntimeEngine(path, input_names(model), threads=getattr(args, "threads", None), precision=precision)
+    name = "onnxruntime"
+    threads: int | None = None
+    precision: str = "auto"
+    calibration: str | None = None
+    engine_cache: str | None = None
+
+    @classmethod
+    def cli(cls, parser: argparse.ArgumentParser) -> None:
+        add_common_cli(parser)
+
+    @classmethod
+    def configure(cls, args: argparse.Namespace) -> "OnnxRuntime":
+        return cls(threads=getattr(args, "threads", None), precision=getattr(args, "precision", None) or "auto",
+                   calibration=getattr(args, "calibration", None), engine_cache=getattr(args, "engine_cache", None))
+
+    def create(self, model: Any, checkpoint: Any = None) -> Engine:
+        from core.export import cache_dir, input_names
+
+        precision = "fp32" if self.precision == "auto" else self.precision
+        if precision not in ("fp32", "int8"):
+            raise EngineError(f"onnxruntime runs fp32 or int8 on the CPU, not {precision}")
+        directory = Path(self.engine_cache or cache_dir()).expanduser()
+        model = model.to("cpu").eval()
+        try:
+            if precision == "int8":
+                if not self.calibration:
+                    raise EngineError("--precision int8 needs --calibration clips.npz "
+                                      "(make one with python -m realtime.engines.quantize)")
+                from realtime.engines.quantize import load_clips
+
+                try:
+                    clips = load_clips(self.calibration)
+                except ValueError as exc:
+                    raise EngineError(str(exc)) from None
+                path = ensure_int8(model, checkpoint, directory, clips)
+            else:
+                path = ensure_onnx(model, checkpoint, directory)
+        except OSError as exc:
+            raise EngineError(f"cannot write the engine cache in {directory}: {exc.strerror or exc}") from None
+        return OnnxRuntimeEngine(path, input_names(model), threads=self.threads, precision=precision)

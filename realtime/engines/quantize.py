@@ -19,6 +19,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from core.errors import report
+
 __all__ = ["Clip", "CalibrationReader", "quantize_int8", "real_clips", "save_clips", "load_clips", "clips_digest"]
 
 #: changes whenever `quantize_int8`'s recipe changes, so cached int8 engines of an older recipe are not reused
@@ -103,50 +105,47 @@ def quantize_int8(fp32_path: str | Path, out_path: str | Path, clips: Sequence[C
 
 def real_clips(config, videos: Iterable[str | Path], clips_per_video: int = 2, pose_model: str | Path | None = None,
                pose_threads: int = 1) -> list[Clip]:
-    """Test-time clips of real videos: `test_clip_starts` spread over each video, centre crop, MoveNet
-    poses on the original frames converted to the model's skeleton and rendered as in training."""
+    """Test-time clips of real videos: `test_clip_starts` spread over each video, MoveNet poses on the
+    original frames, and the model inputs built by `core.clip.ClipBuilder.window`, the chain training and the
+    live pipeline use."""
     import cv2
 
     from core.clip import ClipBuilder, InputSpec
-    from core.preprocess import apply_crop, frames_to_tensor
+    from core.posecache import stack_persons
     from core.sampling import clip_indices, test_clip_starts
+    from core.skeletons import get_skeleton
+    from core.video import capture_facts
     from realtime.pose.movenet import MoveNetBackend, default_model_path
 
     backend = MoveNetBackend(Path(pose_model) if pose_model else default_model_path(), threads=pose_threads)
     spec = InputSpec.from_config(config)
+    joints = get_skeleton(backend.skeleton).num_joints
     clips: list[Clip] = []
     for video in videos:
         cap = cv2.VideoCapture(str(video))
+        fps = capture_facts(cap, config.ref_fps).fps
         frames = []
         while True:
             ok, frame = cap.read()
             if not ok:
                 break
             frames.append(frame)
-        fps = cap.get(cv2.CAP_PROP_FPS) or config.ref_fps
         cap.release()
         if not frames:
             raise ValueError(f"cannot decode any frame of {video}")
         h, w = frames[0].shape[:2]
         builder = ClipBuilder(spec, h, w)
-        pose_cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        poses: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         starts = test_clip_starts(len(frames), fps, config.frames, config.tau, clips_per_video, config.ref_fps)
         for start in starts:
             rgb_idx = clip_indices(len(frames), fps, config.frames, config.tau, float(start), config.ref_fps)
             pose_idx = clip_indices(len(frames), fps, config.pose_frames, config.pose_tau, float(start), config.ref_fps)
-            rgb = frames_to_tensor(np.stack([apply_crop(frames[i], builder.crop) for i in rgb_idx])).numpy()
-            persons = []
             for i in pose_idx:
-                if i not in pose_cache:
-                    pose_cache[i] = backend(frames[i], int(i))
-                persons.append(pose_cache[i])
-            p = max(1, max(np.asarray(c).shape[0] for c, _ in persons))
-            j = np.asarray(persons[0][0]).shape[1]
-            coords = np.zeros((len(persons), p, j, 2), np.float32)
-            scores = np.zeros((len(persons), p, j), np.float32)
-            for t, (c, s) in enumerate(persons):
-                coords[t, : len(c)], scores[t, : len(s)] = c, s
-            maps = builder.pose_maps(coords, scores, backend.skeleton)
+                if int(i) not in poses:
+                    poses[int(i)] = backend(frames[i], int(i))
+            coords, scores = stack_persons([poses[int(i)][0] for i in pose_idx], [poses[int(i)][1] for i in pose_idx],
+                                           joints)
+            rgb, maps = builder.window(np.stack([frames[i] for i in rgb_idx]), coords, scores, backend.skeleton)
             clips.append((rgb[None].astype(np.float32), maps[None].astype(np.float32)))
     backend.close()
     return clips
@@ -194,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         clips = real_clips(config, args.videos, args.clips_per_video, args.pose_model)
         save_clips(args.out, clips)
     except Exception as exc:  # one line, no traceback (project rule for bad input)
-        print(f"error: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}", file=sys.stderr)
+        report(None, exc)
         return 2
     print(f"wrote {len(clips)} clips to {args.out}")
     return 0

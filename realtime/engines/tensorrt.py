@@ -23,10 +23,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
-import torch
 
-from core.export import add_engine_cli, cache_dir, export_program, input_names, input_shapes, model_digest
-from realtime.engines.base import Engine, EngineError, EngineResult, EngineUnavailable
+from realtime.engines.base import Engine, EngineError, EnginePlugin, EngineResult, EngineUnavailable, add_common_cli
 
 #: how many compilations this process ran (a cache hit must not add one)
 STATS = {"compiles": 0}
@@ -44,12 +42,14 @@ class Backend:
 
     version: str
     compile: Callable[[Any, list[tuple[int, ...]], str], Any]  # (exported_program, shapes, precision) -> module
-    save: Callable[[Any, Path, list[torch.Tensor]], None]
+    save: Callable[[Any, Path, list], None]
     load: Callable[[Path], Callable[..., Any]]  # -> callable module
 
 
 def tensorrt_backend() -> Backend:
     """The real torch-tensorrt; EngineUnavailable (one line) where it or a CUDA GPU is missing."""
+    import torch
+
     if not torch.cuda.is_available():
         raise EngineUnavailable("engine 'tensorrt' needs an NVIDIA GPU with CUDA; torch here "
                                 f"({torch.__version__}) sees none")
@@ -78,9 +78,13 @@ def tensorrt_backend() -> Backend:
     return Backend(version=version, compile=compile_, save=save, load=load)
 
 
-def compiled_module(model: torch.nn.Module, checkpoint_path: str | os.PathLike | None, directory: Path,
+def compiled_module(model: "torch.nn.Module", checkpoint_path: Any, directory: Path,
                     backend: Backend, precision: str = "fp16", device: str = "cuda") -> tuple[Any, Path, bool]:
     """(callable module, cache file, cache hit?): load the cached program, or export + compile + save it."""
+    import torch
+
+    from core.export import export_program, input_shapes, model_digest
+
     shapes = input_shapes(model, batch=1)
     path = Path(directory) / f"{cache_key(model_digest(model, checkpoint_path), shapes, backend.version, precision)}.ep"
     if path.is_file():
@@ -105,14 +109,18 @@ class TensorRTEngine(Engine):
     def __init__(self, module: Any, inputs: list[str], precision: str, path: Path, device: str = "cuda") -> None:
         self.module, self.inputs, self.precision, self.path, self.device = module, inputs, precision, path, device
 
-    @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, pose: np.ndarray) -> EngineResult:
+        import torch
+
         feeds = {"rgb": rgb, "pose": pose}
-        args = [torch.from_numpy(feeds[n]).to(self.device, non_blocking=True) for n in self.inputs]
-        probs, _logits, gate = self.module(*args)
+        with torch.inference_mode():
+            args = [torch.from_numpy(feeds[n]).to(self.device, non_blocking=True) for n in self.inputs]
+            probs, _logits, gate = self.module(*args)
         return EngineResult(probs=probs[0].double().cpu().numpy(), gate=float(gate[0]))
 
     def close(self) -> None:
+        import torch
+
         self.module = None
         if self.device == "cuda" and torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -121,20 +129,34 @@ class TensorRTEngine(Engine):
         return f"tensorrt {self.precision} ({self.path.name})"
 
 
-def add_cli(parser: argparse.ArgumentParser) -> None:
-    add_engine_cli(parser)  # --precision, --engine-cache
+@dataclass(frozen=True)
+class TensorRT(EnginePlugin):
+    """``--engine tensorrt``: ``--precision`` (auto = fp16, or fp32), ``--engine-cache``. ``backend`` replaces
+    the torch-tensorrt calls (tests inject CPU stand-ins)."""
 
+    name = "tensorrt"
+    precision: str = "auto"
+    engine_cache: str | None = None
+    backend: Backend | None = None
 
-def create(model: Any, checkpoint_path: str | Path | None, args: argparse.Namespace,
-           backend: Backend | None = None) -> Engine:
-    backend = backend or tensorrt_backend()
-    precision = getattr(args, "precision", None) or "auto"
-    precision = "fp16" if precision == "auto" else precision
-    if precision not in ("fp16", "fp32"):
-        raise EngineError(f"the tensorrt engine runs fp16 or fp32, not {precision}")
-    directory = Path(getattr(args, "engine_cache", None) or cache_dir()).expanduser()
-    try:
-        module, path, _hit = compiled_module(model, checkpoint_path, directory, backend, precision)
-    except OSError as exc:
-        raise EngineError(f"cannot use the engine cache in {directory}: {exc.strerror or exc}") from None
-    return TensorRTEngine(module, input_names(model), precision, path)
+    @classmethod
+    def cli(cls, parser: argparse.ArgumentParser) -> None:
+        add_common_cli(parser)  # --precision, --engine-cache
+
+    @classmethod
+    def configure(cls, args: argparse.Namespace) -> "TensorRT":
+        return cls(precision=getattr(args, "precision", None) or "auto", engine_cache=getattr(args, "engine_cache", None))
+
+    def create(self, model: Any, checkpoint: Any = None) -> Engine:
+        from core.export import cache_dir, input_names
+
+        backend = self.backend or tensorrt_backend()
+        precision = "fp16" if self.precision == "auto" else self.precision
+        if precision not in ("fp16", "fp32"):
+            raise EngineError(f"the tensorrt engine runs fp16 or fp32, not {precision}")
+        directory = Path(self.engine_cache or cache_dir()).expanduser()
+        try:
+            module, path, _hit = compiled_module(model, checkpoint, directory, backend, precision)
+        except OSError as exc:
+            raise EngineError(f"cannot use the engine cache in {directory}: {exc.strerror or exc}") from None
+        return TensorRTEngine(module, input_names(model), precision, path)

@@ -3,19 +3,20 @@ from __future__ import annotations
 
 import argparse
 import math
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 
-from realtime.engines.base import Engine, EngineResult
+from realtime.engines.base import Engine, EnginePlugin, EngineResult
 
 
 class TorchCPUEngine(Engine):
     name = "torch"
 
-    def __init__(self, model: torch.nn.Module, threads: int | None = None):
+    def __init__(self, model: "torch.nn.Module", threads: int | None = None):
+        import torch
+
         if threads:
             torch.set_num_threads(int(threads))
         self.threads = torch.get_num_threads()
@@ -24,10 +25,12 @@ class TorchCPUEngine(Engine):
         self._rgb = bool(getattr(config, "uses_appearance", True))
         self._pose = bool(getattr(config, "uses_pose", True))
 
-    @torch.inference_mode()
     def __call__(self, rgb: np.ndarray, pose: np.ndarray) -> EngineResult:
-        out = self.model(torch.from_numpy(rgb) if self._rgb else None,
-                         torch.from_numpy(pose) if self._pose else None)
+        import torch
+
+        with torch.inference_mode():
+            out = self.model(torch.from_numpy(rgb) if self._rgb else None,
+                             torch.from_numpy(pose) if self._pose else None)
         probs = out.probs[0].double().numpy().copy()
         gate = float(out.gate.mean()) if out.gate is not None else math.nan
         return EngineResult(probs=probs, gate=gate)
@@ -36,5 +39,16 @@ class TorchCPUEngine(Engine):
         return f"torch cpu ({self.threads} thread{'s' if self.threads != 1 else ''})"
 
 
-def create(model: Any, checkpoint_path: str | Path | None, args: argparse.Namespace) -> Engine:
-    return TorchCPUEngine(model, threads=getattr(args, "threads", None))
+@dataclass(frozen=True)
+class TorchCPU(EnginePlugin):
+    """``--engine torch``: intra-op threads from ``--threads``."""
+
+    name = "torch"
+    threads: int | None = None
+
+    @classmethod
+    def configure(cls, args: argparse.Namespace) -> "TorchCPU":
+        return cls(threads=getattr(args, "threads", None))
+
+    def create(self, model: Any, checkpoint: Any = None) -> Engine:
+        return TorchCPUEngine(model, threads=self.threads)

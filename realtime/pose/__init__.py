@@ -1,4 +1,4 @@
-"""Pose backend registry: backends are named here and imported only when used.
+"""Pose backend registry: backends are named here and imported only when used (`realtime.plugins`).
 
 Lazy import keeps `ia-live --help` and the default MoveNet path free of optional heavy
 dependencies (openpifpaf pulls torch models and a C++ extension).
@@ -6,11 +6,12 @@ dependencies (openpifpaf pulls torch models and a C++ extension).
 from __future__ import annotations
 
 import argparse
-import importlib
 
+from realtime import defaults
+from realtime.plugins import Registry
 from realtime.pose.base import PoseBackend, PoseBackendError, add_common_cli
 
-DEFAULT_BACKEND = "movenet"
+DEFAULT_BACKEND = defaults.POSE_BACKEND
 
 BACKENDS: dict[str, str] = {
     "movenet": "realtime.pose.movenet:MoveNetBackend",
@@ -18,24 +19,21 @@ BACKENDS: dict[str, str] = {
     "file": "realtime.pose.file:FileBackend",
 }
 
+REGISTRY = Registry(
+    "pose backend", BACKENDS,
+    unknown=lambda name: PoseBackendError(f"unknown pose backend {name!r} (choose from: {', '.join(sorted(BACKENDS))})"),
+    missing=lambda name, why: PoseBackendError(f"pose backend {name!r} {why}"),
+)
+
 __all__ = ["BACKENDS", "DEFAULT_BACKEND", "PoseBackend", "PoseBackendError", "add_cli", "get_backend"]
 
 
 def get_backend(name: str) -> type[PoseBackend]:
     """The backend class registered under ``name``; `PoseBackendError` if there is none."""
-    try:
-        target = BACKENDS[name]
-    except KeyError:
-        raise PoseBackendError(
-            f"unknown pose backend {name!r} (choose from: {', '.join(sorted(BACKENDS))})"
-        ) from None
-    module_name, _, class_name = target.partition(":")
-    module = importlib.import_module(module_name)
-    return getattr(module, class_name)
+    return REGISTRY.get(name)
 
 
 def add_cli(parser: argparse.ArgumentParser) -> None:
     """Add every registered backend's flags, the shared ones once (the pipeline owns ``--pose``)."""
     add_common_cli(parser)
-    for name in BACKENDS:
-        get_backend(name).cli(parser)
+    REGISTRY.add_cli(parser)

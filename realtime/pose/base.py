@@ -12,8 +12,10 @@ import argparse
 
 import numpy as np
 
+from core.errors import UserError
 
-class PoseBackendError(RuntimeError):
+
+class PoseBackendError(UserError, RuntimeError):
     """A configuration or input problem, explained in one line for the user (no traceback)."""
 
 

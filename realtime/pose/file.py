@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from realtime.pose.base import PoseBackend, PoseBackendError, check_frame, empty_result
+from core.errors import one_line
+from realtime.pose.base import PoseBackend, PoseBackendError, check_frame
 
 
 def resolve_cache_path(cache: Path, source_name: str) -> Path:
@@ -33,36 +34,48 @@ def resolve_cache_path(cache: Path, source_name: str) -> Path:
 
 
 class FileBackend(PoseBackend):
-    """Cached keypoints of the requested frame; frames outside the cache or unprocessed -> 0 persons.
-
-    Coordinates are rescaled when the frames arrive at a different size than the cached video's
-    (e.g. a re-encoded copy), so they always land in the frame actually being processed.
+    """Cached keypoints of the requested frame, read with `core.posecache.PoseTrack`'s rules, the ones the
+    training dataset uses: an unprocessed frame (or one past the cache's ends) holds the nearest processed
+    frame, and keypoints are rescaled when the frames arrive at another size than the cached video's (e.g.
+    a re-encoded copy), so they always land in the frame actually being processed.
     """
 
     name = "file"
     skeleton = "coco17"  # replaced per instance by the cache's own layout
 
     def __init__(self, cache_path: Path) -> None:
-        from core.posecache import PoseCacheError, load_pose_cache
-
         self.cache_path = Path(cache_path)
-        try:
-            cache = load_pose_cache(self.cache_path)
-        except PoseCacheError as exc:
-            raise PoseBackendError(" ".join(str(exc).split())) from None
+        self._track = None
+        cache = self.track.cache   # load (and validate) now: a bad cache fails before any worker starts
         self.skeleton = cache.skeleton
         self.width = cache.width
         self.height = cache.height
         self.fps = cache.fps
-        present = cache.scores > 0  # (F, P, J); zero-score padding is "no person"
-        self._valid = np.asarray(cache.valid, bool)
-        self._coords = cache.coords
-        self._scores = cache.scores
-        self._persons = [np.flatnonzero(present[f].any(axis=1)) for f in range(cache.num_frames)]
+
+    @property
+    def track(self):
+        """The cache as a `core.posecache.PoseTrack`, loaded on first use."""
+        if self._track is None:
+            from core.posecache import PoseCacheError, PoseTrack
+
+            try:
+                self._track = PoseTrack.load(self.cache_path)
+            except PoseCacheError as exc:
+                raise PoseBackendError(one_line(exc)) from None
+        return self._track
+
+    def close(self) -> None:
+        self._track = None
+
+    def __getstate__(self) -> dict:
+        # a worker reloads the file: the arrays would otherwise travel in every worker's start-up arguments
+        state = self.__dict__.copy()
+        state["_track"] = None
+        return state
 
     @property
     def num_frames(self) -> int:
-        return int(self._valid.shape[0])
+        return self.track.num_frames
 
     @classmethod
     def cli(cls, parser: argparse.ArgumentParser) -> None:
@@ -80,16 +93,5 @@ class FileBackend(PoseBackend):
 
     def __call__(self, frame_bgr: np.ndarray, frame_index: int) -> tuple[np.ndarray, np.ndarray]:
         check_frame(frame_bgr)
-        joints = self._coords.shape[2]
-        f = int(frame_index)
-        if f < 0 or f >= self.num_frames or not self._valid[f]:
-            return empty_result(joints)
-        keep = self._persons[f]
-        coords = self._coords[f, keep].astype(np.float32, copy=True)
-        scores = self._scores[f, keep].astype(np.float32, copy=True)
         h, w = frame_bgr.shape[:2]
-        if (w, h) != (self.width, self.height):
-            # Pixel centres sit at integers: scale about the -0.5 edge, not about 0.
-            coords[..., 0] = (coords[..., 0] + 0.5) * (w / self.width) - 0.5
-            coords[..., 1] = (coords[..., 1] + 0.5) * (h / self.height) - 0.5
-        return coords, scores
+        return self.track.frame(int(frame_index), w, h)

@@ -3,7 +3,7 @@
     python -m tools.bench int8 --checkpoint checkpoints/default.pt \
         --calib-index runs/synth_small/val.jsonl --eval-index runs/synth_small/test_in.jsonl runs/synth_small/test_out.jsonl
 
-Clips come from the training Dataset in test mode (`train.stage1.open_dataset`), i.e. the sampling, crop and
+Clips come from the training Dataset in test mode (`train.cli.open_dataset`), i.e. the sampling, crop and
 pose maps the checkpoint was evaluated with; calibration and evaluation use different clip indexes.
 """
 from __future__ import annotations
@@ -28,7 +28,7 @@ def cli(parser: argparse.ArgumentParser) -> None:
 
 
 def _clips(index: str, config, per_video: int, max_videos: int) -> tuple[list, list[int]]:
-    from train.stage1 import open_dataset
+    from train.cli import open_dataset
 
     dataset = open_dataset(index, config, "test", n_clips=per_video)
     n = len(dataset) if max_videos <= 0 else min(max_videos, len(dataset))

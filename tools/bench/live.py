@@ -86,7 +86,7 @@ def _one_run(argv: list[str], jsonl: Path) -> dict:
         "frames": frames, "video_s": frames / settings.info.fps, "startup_s": go - t0, "processing_s": end - go,
         "predictions": len(messages), "skipped_windows": int(result.summary.get("inferred", {}).get("skipped", 0))
         + int(result.summary.get("assembled", {}).get("skipped", 0)), "dropped": messages[-1]["dropped_frames"] if messages else 0,
-        "engine": messages[-1]["engine"] if messages else settings.engine, "latency_ms": lat,
+        "engine": messages[-1]["engine"] if messages else settings.engine.name, "latency_ms": lat,
         "size": f"{settings.info.width}x{settings.info.height}", "fps": settings.info.fps,
     }
 

@@ -5,8 +5,10 @@ samples, crops or renders lives in ``core`` so training sees exactly what the li
 """
 from __future__ import annotations
 
+from core.errors import UserError
 
-class DatasetFormatError(ValueError):
+
+class DatasetFormatError(UserError, ValueError):
     """An input dataset file is malformed or missing; the message is one line naming the file."""
 
 

@@ -16,9 +16,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
-from core.clipindex import ClipIndexError
-
-from . import DatasetFormatError
+from core.errors import UserError, report
 
 
 def _classes(path: str) -> list[str]:
@@ -125,8 +123,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"-> {path}")
         else:
             _bench_decode(args)
-    except (DatasetFormatError, ClipIndexError, FileNotFoundError, ValueError) as exc:
-        print(f"train.data {args.cmd}: {str(exc).splitlines()[0]}", file=sys.stderr)
+    except (UserError, FileNotFoundError, ValueError) as exc:
+        report(f"train.data {args.cmd}", exc, error=False)
         return 2
     return 0
 

@@ -23,7 +23,7 @@ from torch.utils.data import Dataset
 
 from core import preprocess, sampling
 from core.clipindex import Clip, read_clip_index
-from core.posecache import PoseCache, PoseCacheError, load_pose_cache
+from core.posecache import PoseCacheError, PoseTrack, nearest_valid_frames
 from core.clip import ClipBuilder, InputSpec
 from core.skeletons import get_skeleton
 
@@ -87,24 +87,6 @@ class ClipDatasetConfig:
         return preprocess.CropSpec(short_side=self.short_side, crop=self.rgb_size, map_size=self.map_size)
 
 
-def nearest_valid_frames(valid: np.ndarray) -> np.ndarray:
-    """For each frame, the nearest processed frame (ties: the earlier one); -1 everywhere if none.
-
-    Caches extracted with ``--every N`` have unprocessed frames in between; holding the nearest processed
-    frame is what a live pose stream running at a lower rate would show.
-    """
-    valid = np.asarray(valid, bool)
-    n = valid.size
-    if n == 0 or not valid.any():
-        return np.full(n, -1, np.int64)
-    pos = np.flatnonzero(valid)
-    frames = np.arange(n)
-    right = np.searchsorted(pos, frames, side="left").clip(0, pos.size - 1)
-    left = (right - 1).clip(0, pos.size - 1)
-    use_left = np.abs(frames - pos[left]) <= np.abs(pos[right] - frames)
-    return np.where(use_left, pos[left], pos[right])
-
-
 class ClipDataset(Dataset):
     """A ``torch`` Dataset over a clip index (path or list of ``Clip``)."""
 
@@ -127,7 +109,7 @@ class ClipDataset(Dataset):
         self.epoch = 0
         self.frame_cache = FrameCache(config.frame_cache_mb << 20) if config.frame_cache_mb > 0 else None
         self._info: dict[str, VideoInfo] = {}
-        self._poses: OrderedDict[str, tuple[PoseCache, np.ndarray]] = OrderedDict()
+        self._poses: OrderedDict[str, PoseTrack] = OrderedDict()
         if config.use_pose and config.missing_poses == "error":
             for clip in self.clips:
                 if clip.poses is None:
@@ -146,19 +128,18 @@ class ClipDataset(Dataset):
         return [c.label for c in self.clips]
 
     # ------------------------------------------------------------------ sources
-    def _pose_cache(self, clip: Clip) -> tuple[PoseCache, np.ndarray] | None:
+    def _pose_cache(self, clip: Clip) -> PoseTrack | None:
         if clip.poses is None:
             return None
         key = str(clip.poses)
         hit = self._poses.get(key)
         if hit is None:
             try:
-                cache = load_pose_cache(clip.poses)
+                hit = PoseTrack.load(clip.poses)
             except PoseCacheError:
                 if self.config.missing_poses == "empty" and not Path(clip.poses).exists():
                     return None
                 raise
-            hit = (cache, nearest_valid_frames(cache.valid))
             self._poses[key] = hit
             while len(self._poses) > 512:
                 self._poses.popitem(last=False)
@@ -166,10 +147,10 @@ class ClipDataset(Dataset):
             self._poses.move_to_end(key)
         return hit
 
-    def _video_info(self, clip: Clip, pose: tuple[PoseCache, np.ndarray] | None) -> VideoInfo:
+    def _video_info(self, clip: Clip, pose: PoseTrack | None) -> VideoInfo:
         """Timing/size of the clip. Pose-only clips take it from the cache and never open the video."""
         if not self.config.use_rgb and pose is not None:
-            c = pose[0]
+            c = pose.cache
             return VideoInfo(c.num_frames, c.fps, c.width, c.height)
         key = str(clip.video)
         info = self._info.get(key)
@@ -179,21 +160,16 @@ class ClipDataset(Dataset):
             self._info[key] = info
         return info
 
-    def _poses_at(self, pose: tuple[PoseCache, np.ndarray] | None, indices: np.ndarray, width: int,
+    def _poses_at(self, pose: PoseTrack | None, indices: np.ndarray, width: int,
                   height: int) -> tuple[np.ndarray, np.ndarray, str]:
-        """Keypoints of ``indices`` in pixels of a ``width`` x ``height`` frame, in the cache's skeleton."""
+        """Keypoints of ``indices`` in pixels of a ``width`` x ``height`` frame, in the cache's skeleton
+        (`core.posecache.PoseTrack`: the live ``file`` backend reads a cache the same way)."""
         sk = self.skeleton
         if pose is None:
             return (np.zeros((len(indices), 0, sk.num_joints, 2), np.float32),
                     np.zeros((len(indices), 0, sk.num_joints), np.float32), sk.name)
-        cache, nearest = pose
-        rows = nearest[np.clip(indices, 0, cache.num_frames - 1)] if cache.num_frames else np.full(len(indices), -1)
-        coords = cache.coords[np.maximum(rows, 0)].copy()
-        scores = cache.scores[np.maximum(rows, 0)].copy()
-        scores[rows < 0] = 0.0
-        if cache.width != width or cache.height != height:  # cache made on a resized copy of the video
-            coords *= np.array([width / cache.width, height / cache.height], np.float32)
-        return np.asarray(coords, np.float32), np.asarray(scores, np.float32), cache.skeleton
+        coords, scores = pose.at(indices, width, height)
+        return coords, scores, pose.skeleton
 
     # ------------------------------------------------------------------ items
     def _builder(self, height: int, width: int) -> ClipBuilder:
@@ -215,13 +191,17 @@ class ClipDataset(Dataset):
             frames = read_frames(clip.video, rgb_idx, cache=self.frame_cache)
             height, width = frames.shape[1:3]
         builder = self._builder(height, width)
-        coords, scores = builder.keypoints(*self._poses_at(pose, np.asarray(pose_idx), width, height))
+        coords, scores, skeleton = self._poses_at(pose, np.asarray(pose_idx), width, height)
         out: dict[str, torch.Tensor] = {}
-        if rng is not None:
-            crops, coords_map, scores = self._augment(builder, frames, coords, scores, width, height, rng)
-        else:
-            crops = None if frames is None else np.stack([preprocess.apply_crop(f, builder.crop) for f in frames])
-            coords_map = builder.map_coords(coords, scores)
+        if rng is None:  # test time: exactly the live pipeline's chain (core.clip.ClipBuilder.window)
+            rgb, maps = builder.window(frames, coords if c.use_pose else None, scores, skeleton)
+            if c.use_rgb:
+                out["rgb"] = torch.from_numpy(rgb)
+            if c.use_pose:
+                out["pose"] = torch.from_numpy(maps)
+            return out
+        coords, scores = builder.keypoints(coords, scores, skeleton)
+        crops, coords_map, scores = self._augment(builder, frames, coords, scores, width, height, rng)
         if c.use_rgb:
             out["rgb"] = preprocess.frames_to_tensor(crops)
         if c.use_pose:
@@ -271,6 +251,13 @@ class ClipDataset(Dataset):
                                                   scores.reshape(1, t * p, sk.num_joints), rng, spec, skeleton=sk)
         return crops, mapped.reshape(t, p, sk.num_joints, 2), sc.reshape(t, p, sk.num_joints)
 
+    def clip_at(self, index: int, start: float) -> dict[str, torch.Tensor]:
+        """Test-time inputs (no augmentation) of the clip of video ``index`` that starts at source frame
+        ``start`` (fractional starts are the live stream's: `core.sampling.clip_indices`)."""
+        clip = self.clips[index]
+        pose = self._pose_cache(clip) if self.config.use_pose else None
+        return self._clip_arrays(clip, self._video_info(clip, pose), pose, start, None)
+
     def __getitem__(self, index: int) -> dict[str, Any]:
         clip = self.clips[index]
         c = self.config
@@ -284,7 +271,7 @@ class ClipDataset(Dataset):
         else:
             starts = sampling.test_clip_starts(info.num_frames, info.fps, c.frames, c.tau, n_clips=c.n_clips,
                                                ref_fps=c.ref_fps)
-            parts = [self._clip_arrays(clip, info, pose, int(s), None) for s in starts]
+            parts = [self.clip_at(index, int(s)) for s in starts]
             item = {k: torch.stack([p[k] for p in parts]) for k in parts[0]}
         item["label"] = int(clip.label)
         item["index"] = int(index)

@@ -9,13 +9,13 @@ import os
 from pathlib import Path
 
 from core.clipindex import Clip, video_stem, write_clip_index
+from core.video import IMAGE_EXTENSIONS
 
 from . import DatasetFormatError
 
 __all__ = ["VIDEO_EXTENSIONS", "IMAGE_EXTENSIONS", "folder_clips", "build_folder_index"]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv")
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
 
 def _is_frame_folder(path: Path) -> bool:

@@ -20,8 +20,9 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from core.video import capture_facts, frame_files, resolve_fps
+
 from . import DatasetFormatError
-from .folder import IMAGE_EXTENSIONS
 
 __all__ = ["VideoInfo", "probe_video", "read_frames", "FrameCache"]
 
@@ -34,37 +35,30 @@ class VideoInfo:
     height: int
 
 
-def _frame_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS)
-
-
 def probe_video(path: str | os.PathLike, default_fps: float = 30.0) -> VideoInfo:
-    """Frame count, fps and size. Frame folders use ``default_fps`` (they carry no timing)."""
+    """Frame count, fps and size (`core.video`'s fps rule). Frame folders use ``default_fps`` (they carry no
+    timing)."""
     path = Path(path)
     if path.is_dir():
-        files = _frame_files(path)
+        files = frame_files(path)
         if not files:
             raise DatasetFormatError(f"{path}: frame folder has no images")
         first = cv2.imread(str(files[0]), cv2.IMREAD_COLOR)
         if first is None:
             raise DatasetFormatError(f"{files[0]}: unreadable image")
-        return VideoInfo(len(files), float(default_fps), first.shape[1], first.shape[0])
+        return VideoInfo(len(files), resolve_fps(default_fps)[0], first.shape[1], first.shape[0])
     if not path.is_file():
         raise DatasetFormatError(f"{path}: video not found")
     cap = cv2.VideoCapture(str(path))
     try:
         if not cap.isOpened():
             raise DatasetFormatError(f"{path}: OpenCV cannot open this video")
-        n = int(cap.get(cv2.CAP_PROP_FRAME_COUNT))
-        fps = float(cap.get(cv2.CAP_PROP_FPS))
-        w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        facts = capture_facts(cap, default_fps)
     finally:
         cap.release()
-    if n <= 0 or w <= 0 or h <= 0:
+    if not facts.frame_count or facts.width <= 0 or facts.height <= 0:
         raise DatasetFormatError(f"{path}: video reports no frames or no size")
-    if not (np.isfinite(fps) and fps > 0):
-        fps = float(default_fps)
-    return VideoInfo(n, fps, w, h)
+    return VideoInfo(facts.frame_count, facts.fps, facts.width, facts.height)
 
 
 class FrameCache:
@@ -144,7 +138,7 @@ def read_frames(path: str | os.PathLike, indices: Sequence[int], cache: FrameCac
 
 
 def _read_folder(path: Path, wanted: list[int]) -> dict[int, np.ndarray]:
-    files = _frame_files(path)
+    files = frame_files(path)
     if not files:
         raise DatasetFormatError(f"{path}: frame folder has no images")
     out: dict[int, np.ndarray] = {}

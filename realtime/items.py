@@ -1,0 +1,86 @@
+"""What travels on the pipeline's queues: small frozen records, never an image.
+
+Images (frames, crops, windows) live in shared-memory rings (`realtime.shm_ring`); a record names the ring
+item (a tick, a slot, a window number) and carries the timings the message reports. One record type per
+hop, so a stage's inputs and outputs are readable in its signature:
+
+    capture --FrameTask--> pose worker --TickDone--> assembly --WindowTask--> inference --Prediction--> publisher
+    capture --StreamEnd (on the TickDone queue)--> assembly
+
+A queue's end is a ``None`` (capture sends one per pose worker on the task queue; assembly and inference
+each send one downstream when their input ended).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+__all__ = ["FrameTask", "TickDone", "StreamEnd", "WindowTask", "Prediction"]
+
+
+@dataclass(frozen=True)
+class FrameTask:
+    """A sampled source frame waiting in raw-ring slot ``slot`` for pose estimation."""
+
+    tick: int             # sampled-frame number (0, 1, 2, ... in capture order)
+    slot: int             # raw ring slot holding the frame
+    index: int            # source frame index
+    timestamp: float      # stream time of the frame (media time for files, read time for live sources), s
+    wall_time: float      # unix time the frame was read
+    capture_ms: float     # read -> handed to the pose queue
+    queued: float         # unix time it was queued
+    segment: int = 0      # continuous stretch of the stream it belongs to (a gap or reconnect starts a new one)
+
+
+@dataclass(frozen=True)
+class TickDone:
+    """A tick's crop and keypoints are in the rings. ``keypoints`` (source coords, scores, skeleton) only on
+    ticks that end a window: the annotated video draws the window's last frame."""
+
+    tick: int
+    index: int
+    timestamp: float
+    wall_time: float
+    capture_ms: float
+    pose_ms: float        # queued -> crop and keypoints written
+    done: float           # unix time it was done
+    persons: int          # persons the estimator found in this frame
+    segment: int = 0
+    keypoints: tuple[np.ndarray, np.ndarray, str] | None = None
+
+
+@dataclass(frozen=True)
+class StreamEnd:
+    """Capture is done: ``ticks`` sampled frames were queued in all."""
+
+    ticks: int
+
+
+@dataclass(frozen=True)
+class WindowTask:
+    """An assembled window in window-ring slot ``slot``, described by its last tick."""
+
+    window: int           # window number (ring item)
+    slot: int
+    last: TickDone        # the window's last tick
+    frames: tuple[int, ...]   # source frame indices of its RGB frames
+    window_persons: int   # most persons found in any of its pose frames (0: nobody in the whole window)
+    latency: dict[str, float]
+    queued: float
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One window's result, ready to become a message (`realtime.messages.build_message`)."""
+
+    seq: int
+    window: WindowTask
+    action: str
+    action_score: float
+    topk: list[dict[str, Any]]
+    gate: float           # NaN: the variant has no gate
+    inference_ms: float   # window queued -> engine done
+    engine_ms: float      # the engine call alone
+    engine: str

@@ -1,0 +1,186 @@
+"""What every stage process shares: the channels to its neighbours and the rules of a supervised child.
+
+A child never outlives the pipeline: it dies with its parent (the kernel kills it the moment the parent
+dies, even while it is busy loading a model: ``PR_SET_PDEATHSIG``; elsewhere a watchdog thread polls), and
+while it waits for work it polls `stop` every `POLL_S`. Ctrl-C is the parent's business: a child ignores
+SIGINT (it starts with SIGINT blocked, see `realtime.supervisor`, so not even its interpreter start-up
+can be interrupted into a traceback). Errors reach the parent as one-line events, never as tracebacks.
+"""
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from core.errors import EXIT_FAILED, EXIT_OK, UserError, one_line
+from realtime.defaults import POLL_S
+from realtime.shm_ring import RingSpec
+
+__all__ = ["COUNTERS", "Channels", "Child", "PipelineError", "Stopped", "child_main", "set_threads"]
+
+#: shared counters, reported in every message (`realtime.messages`)
+COUNTERS = ("frames_read", "dropped_frames", "dropped_windows", "gaps", "reconnects")
+
+
+class PipelineError(UserError):
+    """A one-line reason the pipeline stopped; `code` is the process exit status (1 unless given)."""
+
+    code = EXIT_FAILED
+
+
+class Stopped(Exception):
+    """Raised inside a child when the pipeline is shutting down."""
+
+
+@dataclass
+class Channels:
+    """Synchronisation objects handed to every child (created by the supervisor's spawn context)."""
+
+    stop: Any                 # Event: shut down
+    go: Any                   # Event: every process is ready, capture may start
+    events: Any               # SimpleQueue of (kind, role, payload) to the supervisor (no feeder thread to lose)
+    counters: Any             # Array('q') indexed like COUNTERS
+    release_tick: Any         # Value('q'): oldest tick assembly still needs
+    pub_next: Any             # Value('q'): oldest tick the publisher still needs (--output)
+    tasks: Any                # FrameTask  capture -> pose workers
+    free_raw: Any             # raw ring slots free for capture
+    done: Any                 # TickDone / StreamEnd  pose workers, capture -> assembly
+    free_win: Any             # window ring slots free for assembly
+    windows: Any              # WindowTask  assembly -> inference
+    results: Any              # Prediction  inference -> publisher
+    rings: dict[str, RingSpec] = field(default_factory=dict)
+
+    @classmethod
+    def create(cls, ctx) -> "Channels":
+        return cls(stop=ctx.Event(), go=ctx.Event(), events=ctx.SimpleQueue(),
+                   counters=ctx.Array("q", len(COUNTERS)), release_tick=ctx.Value("q", 0, lock=False),
+                   pub_next=ctx.Value("q", 0, lock=False), tasks=ctx.Queue(), free_raw=ctx.Queue(),
+                   done=ctx.Queue(), free_win=ctx.Queue(), windows=ctx.Queue(), results=ctx.Queue())
+
+    def count(self, name: str, n: int = 1) -> None:
+        i = COUNTERS.index(name)
+        with self.counters.get_lock():
+            self.counters[i] += n
+
+    def value(self, name: str) -> int:
+        return int(self.counters[COUNTERS.index(name)])
+
+
+class Child:
+    """Per-child plumbing: stop/parent polling and blocking gets that wake up for shutdown."""
+
+    def __init__(self, role: str, channels: Channels) -> None:
+        self.role = role
+        self.ch = channels
+        self._parent = mp.parent_process()
+
+    def check(self) -> None:
+        if self.ch.stop.is_set() or (self._parent is not None and not self._parent.is_alive()):
+            raise Stopped()
+
+    def get(self, q) -> Any:
+        while True:
+            self.check()
+            try:
+                return q.get(timeout=POLL_S)
+            except queue.Empty:
+                continue
+
+    def wait_until(self, predicate: Callable[[], bool], sleep_s: float = 0.002) -> None:
+        while not predicate():
+            self.check()
+            time.sleep(sleep_s)
+
+    def event(self, kind: str, payload: Any = None) -> None:
+        self.ch.events.put((kind, self.role, payload))
+
+    def count(self, name: str, n: int = 1) -> None:
+        self.ch.count(name, n)
+
+
+def child_main(role: str, target: Callable, channels: Channels, *args) -> None:
+    """Process target: follow the parent, leave SIGINT to it, run ``target(child, *args)``; any failure
+    becomes one ``error`` event and an exit status."""
+    _die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    _name_process(role)
+    child = Child(role, channels)
+    try:
+        target(child, *args)
+    except Stopped:
+        _flush_and_exit(EXIT_OK)
+    except UserError as exc:
+        child.event("error", (one_line(exc), exc.code))
+        _flush_and_exit(exc.code)
+    except BaseException as exc:  # noqa: BLE001 - every failure must reach the parent as one line
+        if os.environ.get("IA_LIVE_DEBUG"):
+            traceback.print_exc()
+        child.event("error", (f"{type(exc).__name__}: {one_line(exc)}", EXIT_FAILED))
+        _flush_and_exit(EXIT_FAILED)
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """End this process the moment the parent dies, whatever it is doing (loading a model, warming up an
+    engine): Linux's parent-death signal, or a watchdog thread where that is not available."""
+    parent = mp.parent_process()
+    if parent is None:
+        return
+    armed = False
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            armed = libc.prctl(PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0) == 0
+        except (OSError, AttributeError):
+            armed = False
+    if os.getppid() != parent.pid:   # the parent died before the signal was armed
+        os._exit(EXIT_OK)
+    if not armed:
+        def watch() -> None:
+            while parent.is_alive():
+                time.sleep(POLL_S)
+            os._exit(EXIT_OK)
+
+        threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()
+
+
+def _name_process(role: str) -> None:
+    """Show the role in `ps`/`top` (Linux `comm`, 15 bytes): `ia-live:pose0`, `ia-live:infer`, ..."""
+    short = {"publisher": "pub", "inference": "infer", "assembly": "asm", "capture": "capture"}
+    name = "ia-live:" + short.get(role, role.replace("pose worker ", "pose"))
+    try:
+        with open("/proc/self/comm", "w") as fh:
+            fh.write(name[:15])
+    except OSError:
+        pass
+
+
+def _flush_and_exit(code: int) -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except Exception:  # noqa: BLE001
+            pass
+    os._exit(code)  # skip queue feeder joins: nobody may be reading any more
+
+
+def set_threads(n: int) -> None:
+    """Keep each process to its share of the cores (OpenCV would otherwise start one thread per core)."""
+    try:
+        import cv2
+
+        cv2.setNumThreads(max(1, n))
+    except Exception:  # noqa: BLE001
+        pass
