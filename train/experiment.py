@@ -249,7 +249,11 @@ class Experiment:
             self.record(key, method, gate_lambda, driver, preds, names, app_pred, pose_pred)
             if key == "integral_l1.5":
                 self.integral_ckpt = run_dir / "checkpoint.pt"
-                self.decision = self.calibrate(model, test_banks["val"], names)
+                try:
+                    self.decision = self.calibrate(model, test_banks["val"], names)
+                except ValueError as exc:   # e.g. the smoke preset's one-epoch model recognises nothing
+                    self.log(f"no decision threshold calibrated: {exc}")
+                    self.decision = None
         self.timings["stage2_s"] = round(time.monotonic() - t, 1)
         self.timings["total_s"] = round(time.monotonic() - self.started, 1)
         self.write_report(names, final=True)

@@ -25,8 +25,10 @@ SIDE = {"l": 1.0, "r": -1.0}
 class Body:
     """Per-clip body build and clothing; everything in body-height units or BGR colours."""
 
-    shoulder_half: float = 0.175
-    hip_half: float = 0.09
+    # COCO shoulder keypoints of real people are ~0.24 of the stature apart (biacromial breadth), hips ~0.17:
+    # a wider figure made every synthetic pose map look unlike MoveNet's keypoints of real people
+    shoulder_half: float = 0.12
+    hip_half: float = 0.085
     torso_len: float = 0.30
     upper_arm: float = 0.17
     forearm: float = 0.15
@@ -55,7 +57,7 @@ def random_body(rng: np.random.Generator) -> Body:
     shirt = tuple(int(c) for c in rng.integers(20, 236, 3))
     pants = tuple(int(c) for c in rng.integers(15, 200, 3))
     return Body(
-        shoulder_half=0.175 * s(), hip_half=0.09 * s(), torso_len=0.30 * s(0.95, 1.05),
+        shoulder_half=0.12 * s(), hip_half=0.085 * s(), torso_len=0.30 * s(0.95, 1.05),
         upper_arm=0.17 * s(0.95, 1.05), forearm=0.15 * s(0.95, 1.05), thigh=0.245 * s(0.95, 1.05),
         shin=0.245 * s(0.95, 1.05), head_r=0.062 * s(0.93, 1.07), girth=s(0.85, 1.25),
         skin=SKINS[int(rng.integers(len(SKINS)))], shirt=shirt, pants=pants,
