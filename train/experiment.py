@@ -44,9 +44,9 @@ MODEL_OVERRIDES: dict[str, Any] = dict(frames=4, tau=16, pose_frames=4, pose_tau
 
 # The default checkpoint's model: 4 RGB frames of 96 px (tau 16) and a pose stream twice as dense (8 frames,
 # tau 8: 3.75 pose frames per second, so a 2 Hz wave still moves between frames), both spanning 2.1 s;
-# person-centric 32x32 pose maps (a far-away person fills the map as a near one); MoveNet scores below
+# person-centric 24x24 pose maps (a far-away person fills the map as a near one); MoveNet scores below
 # 0.3 are not drawn (they are mostly joints guessed outside the frame).
-DEFAULT_OVERRIDES: dict[str, Any] = dict(frames=4, tau=16, pose_frames=8, pose_tau=8, rgb_size=96, map_size=32,
+DEFAULT_OVERRIDES: dict[str, Any] = dict(frames=4, tau=16, pose_frames=8, pose_tau=8, rgb_size=96, map_size=24,
                                          short_side=108, pose_crop="person", score_thr=0.3)
 
 
