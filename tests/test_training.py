@@ -246,7 +246,11 @@ def test_smoke_experiment_rows(tmp_path):
     assert sorted(r["lambda"] for r in rows if r["gate_driver"] == "pose") == [0.0, 1.5, 5.0]
     assert {r["gate_driver"] for r in rows if r["lambda"] == 1.5} == {"pose", "appearance", "both"}
     for row in rows:
-        assert set(row) == {"method", "lambda", "gate_driver", "in_context", "out_of_context"}
+        assert set(row) == {"method", "lambda", "gate_driver", "in_context", "out_of_context", "mean_gate"}
+        gated = row["gate_driver"] is not None
+        assert (row["mean_gate"] is not None) == gated, row
+        if gated:
+            assert all(0.0 <= row["mean_gate"][s] <= 1.0 for s in ("in_context", "out_of_context"))
         for split in ("in_context", "out_of_context"):
             for k in ("top1", "top5"):
                 value = row[split][k]
