@@ -92,8 +92,8 @@ PRESETS: dict[str, ExperimentPreset] = {
     # person-centric pose maps, the pose stream trained to convergence
     "default": ExperimentPreset("default", stage1_epochs=10, stage1_lr=2e-2, stage1_milestones=(6, 9),
                                 stage2_epochs=20, stage2_lr=1e-2, stage2_milestones=(10, 15), stage2_views=4,
-                                model_overrides=dict(DEFAULT_OVERRIDES), pose_epochs=30, pose_lr=5e-2,
-                                pose_milestones=(18, 26)),
+                                model_overrides=dict(DEFAULT_OVERRIDES), pose_epochs=20, pose_lr=5e-2,
+                                pose_milestones=(12, 17)),
 }
 
 # (row key, method label, variant, lambda, gate driver); the pose-driven lambda-1.5 row of Table 6 is
