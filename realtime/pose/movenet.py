@@ -1,8 +1,8 @@
 """MoveNet MultiPose Lightning through onnxruntime: the default, download-free live pose estimator.
 
 Why MoveNet: it is a real trained multi-person COCO-17 model small enough to run at camera rate on
-one or two CPU threads, and it ships as a single ONNX file (`make models` copies it from
-../shared/models), so the live path needs no torch model and no network access.
+one or two CPU threads, and it ships as a single ONNX file committed in ``models/`` (Apache-2.0,
+``models/NOTICE.md``), so a plain clone runs the live path with no torch model and no network access.
 """
 from __future__ import annotations
 
@@ -158,8 +158,8 @@ class MoveNetBackend(PoseBackend):
 def _validate(model_path: Path, input_size: int, min_score: float, threads: int) -> None:
     if not model_path.is_file():
         raise PoseBackendError(
-            f"pose model not found: {model_path} (run `make models`, or pass --pose-model PATH, "
-            f"or set {MODEL_ENV}; the file is {MODEL_FILE} from ../shared/models)"
+            f"pose model not found: {model_path} (pass --pose-model PATH or set {MODEL_ENV}; the repository "
+            f"carries models/{MODEL_FILE}, see models/NOTICE.md)"
         )
     if input_size < 64 or input_size > 1024 or input_size % 32:
         raise PoseBackendError(f"--pose-input-size must be a multiple of 32 in [64, 1024], got {input_size}")
