@@ -298,7 +298,7 @@ def test_openpifpaf_adapter_on_a_real_frame(openpifpaf_checkpoint):
 
     path, net = openpifpaf_checkpoint
     backend = get_backend("openpifpaf").configure(
-        _args("--pose-checkpoint", str(path), "--pose-long-edge", "257", "--pose-min-score", "0"), "clip.mp4")
+        _args("--openpifpaf-checkpoint", str(path), "--pose-long-edge", "257", "--pose-min-score", "0"), "clip.mp4")
     assert backend.skeleton == "coco17"
     frame = next(iter(_frames(shared_path("data", "videos", "stgcn_tai_chi.mp4"), [60]).values()))
     coords, scores = backend(frame, 60)
@@ -339,16 +339,16 @@ def test_openpifpaf_refuses_pickled_modules_and_foreign_files(openpifpaf_checkpo
     import torch
 
     path, net = openpifpaf_checkpoint
-    with pytest.raises(PoseBackendError, match="needs --pose-checkpoint"):
+    with pytest.raises(PoseBackendError, match="needs --openpifpaf-checkpoint"):
         get_backend("openpifpaf").configure(_args(), "clip.mp4")
     pickled = tmp_path / "released_style.pkl"
     torch.save({"model": net, "epoch": 0}, pickled)  # how openpifpaf's releases store networks
     with pytest.raises(PoseBackendError, match="must be converted first"):
-        get_backend("openpifpaf").configure(_args("--pose-checkpoint", str(pickled)), "clip.mp4")
+        get_backend("openpifpaf").configure(_args("--openpifpaf-checkpoint", str(pickled)), "clip.mp4")
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(PoseBackendError, match="is not an ia-live/openpifpaf-1 checkpoint"):
-        get_backend("openpifpaf").configure(_args("--pose-checkpoint", str(foreign)), "clip.mp4")
+        get_backend("openpifpaf").configure(_args("--openpifpaf-checkpoint", str(foreign)), "clip.mp4")
 
 
 def test_each_backend_cli_stands_alone_and_together():
