@@ -54,7 +54,7 @@ def import_official(src: str | Path, dst: str | Path, dataset: str, class_names:
     return save_checkpoint(dst, model, names, extra=extra)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = make_parser(prog="python -m tools.import_official", description=__doc__)
     parser.add_argument("src", help="released checkpoint (.pth)")
     parser.add_argument("dst", help="project checkpoint to write (.pt)")
@@ -62,7 +62,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--class-names", help="text file, one class name per line, in the checkpoint's label order")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="allow full unpickling of SRC (runs code from the file; trusted sources only)")
-    args = parse_or_exit(parser, argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_or_exit(build_parser(), argv)
     try:
         names = None
         if args.class_names:
