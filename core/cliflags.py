@@ -22,7 +22,6 @@ __all__ = ["CliError", "HelpFormatter", "Parser", "make_parser", "add_general_fl
            "package_version", "setup_logging", "LOG_LEVELS"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
-_ALIASES_ATTR = "_ia_deprecated_aliases"
 
 
 class CliError(UserError):
@@ -109,9 +108,6 @@ def add_alias(parser: argparse.ArgumentParser, old: str, new: str) -> None:
     """Keep ``old`` working as a hidden, deprecated name of the already-added flag ``new``."""
     target = parser._option_string_actions[new]  # noqa: SLF001 - argparse has no public lookup
     parser.add_argument(old, dest=target.dest, action=_Deprecated, target=target, new=new)
-    aliases = getattr(parser, _ALIASES_ATTR, {})
-    aliases[old] = new
-    setattr(parser, _ALIASES_ATTR, aliases)
 
 
 # -- config files ---------------------------------------------------------------------------------------------
@@ -140,9 +136,11 @@ def _convert(action: argparse.Action, key: str, value: Any, path: Path) -> Any:
             raise CliError(f"config {path}: {key} = {v!r} is not one of {', '.join(map(str, action.choices))}")
         return v
 
-    if action.nargs == 0:  # store_true / store_false / store_const
+    if action.nargs == 0:  # store_true / store_false / store_const / --x/--no-x
         if not isinstance(value, bool):
             raise CliError(f"config {path}: {key} is a switch, give true or false, got {value!r}")
+        if isinstance(action, argparse.BooleanOptionalAction):
+            return value
         return action.const if value else action.default
     if action.nargs in ("*", "+") or isinstance(action.nargs, int) and action.nargs > 1:
         if not isinstance(value, list):

@@ -111,7 +111,7 @@ def test_decode_filters_sorts_and_orders_xy():
 
 def test_movenet_flag_errors_name_the_problem(tmp_path, monkeypatch):
     missing = tmp_path / "nothere.onnx"
-    with pytest.raises(PoseBackendError, match=f"pose model not found: {missing}.*make models"):
+    with pytest.raises(PoseBackendError, match=f"pose model not found: {missing}.*--pose-model PATH"):
         MoveNetBackend.configure(_args("--pose-model", str(missing)), "x")
     monkeypatch.setenv("IA_LIVE_POSE_MODEL", str(missing))
     with pytest.raises(PoseBackendError, match="nothere.onnx"):
