@@ -60,7 +60,7 @@ def test_registry_resolves_every_backend_lazily():
     # Registering the CLI must not import the optional openpifpaf package.
     had = "openpifpaf" in sys.modules
     args = _args()
-    assert args.pose_input_size == 256 and args.pose_cache is None and args.pose_checkpoint is None
+    assert args.pose_input_size == 256 and args.pose_cache is None and args.openpifpaf_checkpoint is None
     assert ("openpifpaf" in sys.modules) == had
 
 
