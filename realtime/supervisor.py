@@ -126,6 +126,8 @@ def run(s, on_event: Callable[[str, str, Any], None] | None = None) -> RunResult
         return _supervise(channels, procs, flag, summary, on_event)
     except UserError as exc:   # e.g. the checkpoint file vanished since it was validated
         return RunResult(exc.code, one_line(exc), summary)
+    except OSError as exc:     # shared memory or processes refused (a full /dev/shm, a file-size limit)
+        return RunResult(EXIT_FAILED, f"cannot set up the pipeline: {exc.strerror or one_line(exc)}", summary)
     except KeyboardInterrupt:
         return RunResult(EXIT_SIGINT, "interrupted", summary)
     finally:

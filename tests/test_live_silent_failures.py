@@ -15,6 +15,7 @@ import resource
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -71,19 +72,46 @@ def _limit_file_size(limit: int):
     return apply
 
 
-def test_output_on_a_disk_that_fills_is_an_error(tmp_path, random_checkpoint, shared):
-    """The file system "fills" after 64 KB (RLIMIT_FSIZE on the run): the run must end non-zero with one
-    line naming the output, never "N predictions" and exit 0."""
+def test_output_on_a_full_disk_is_an_error(tmp_path, random_checkpoint, shared):
+    """The output is on a full file system (/dev/full behind an .mp4 name: every write fails with ENOSPC):
+    the run must end non-zero with one line naming the output, never "N predictions" and exit 0."""
     clip = shared("data", "videos", "stgcn_tai_chi.mp4")
     out = tmp_path / "annotated.mp4"
+    out.symlink_to("/dev/full")
     proc = subprocess.Popen(ia_live_cmd([*_base_args(clip, random_checkpoint), "--output", str(out), "--quiet"]),
-                            cwd=REPO, env=ia_live_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            preexec_fn=_limit_file_size(64 * 1024))
+                            cwd=REPO, env=ia_live_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stdout, stderr = proc.communicate(timeout=300)
     result = subprocess.CompletedProcess(proc.args, proc.returncode, stdout, stderr)
-    _one_line_error(result, "cannot write annotated video", str(out))
+    _one_line_error(result, "video writer: cannot write annotated video", str(out), "No space left on device")
     assert "predictions" not in stderr
     assert segments_of(proc.pid) == []
+
+
+ENCODE_UNDER_LIMIT = """
+import sys
+import numpy as np
+from realtime.video_out import VideoEncoder, VideoWriteError
+encoder = VideoEncoder(sys.argv[1], 340, 256, 25.0)
+rng = np.random.default_rng(0)
+try:
+    for i in range(100):
+        encoder.write(rng.integers(0, 256, (256, 340, 3), dtype=np.uint8))   # noise: ~100 KB a frame
+    encoder.close()
+except VideoWriteError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(1)
+print(encoder.frames)
+"""
+
+
+def test_encoder_on_a_disk_that_fills_mid_run_is_an_error(tmp_path):
+    """The file system fills after 256 KB (RLIMIT_FSIZE on the writing process; shared memory is left out,
+    which a limit on a whole `ia-live` run would also cap)."""
+    out = tmp_path / "annotated.mp4"
+    proc = subprocess.run([sys.executable, "-c", ENCODE_UNDER_LIMIT, str(out)], cwd=REPO, env=ia_live_env(),
+                          capture_output=True, text=True, timeout=120, preexec_fn=_limit_file_size(256 * 1024))
+    assert proc.returncode == 1, (proc.stdout, proc.stderr)
+    assert proc.stderr.strip() == f"cannot write annotated video {out}: File too large"
 
 
 # -- 3: a damaged byte range in the middle of an H.264 file ----------------------------------------------------
@@ -238,12 +266,26 @@ def test_ia_live_waits_for_a_stream_that_comes_up_late(tmp_path, random_checkpoi
             "--dump-json", str(out)]
     proc = subprocess.Popen(ia_live_cmd(args), cwd=REPO, env=ia_live_env(), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    retrying = threading.Event()
+
+    def read_stderr() -> None:
+        for line in proc.stderr:
+            lines.append(line)
+            if "retrying (--reconnect" in line:
+                retrying.set()
+
+    reader = threading.Thread(target=read_stderr, daemon=True)
+    reader.start()
     server = None
     try:
-        time.sleep(4.0)                       # unreachable at start-up: ia-live must keep trying
-        assert proc.poll() is None, proc.communicate()[1]
+        # unreachable at start-up: ia-live must keep trying; the stream comes up after its first retry
+        assert retrying.wait(120), "".join(lines)
+        assert proc.poll() is None, "".join(lines)
         server = MjpegServer(port).start()
-        _, stderr = proc.communicate(timeout=300)
+        proc.wait(timeout=300)
+        reader.join(10)
+        stderr = "".join(lines)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -251,7 +293,6 @@ def test_ia_live_waits_for_a_stream_that_comes_up_late(tmp_path, random_checkpoi
         if server is not None:
             server.stop()
     assert proc.returncode == 0, stderr
-    assert "retrying (--reconnect" in stderr
     assert server.frames_sent > 0
     assert "predictions from 90 frames" in stderr
 
