@@ -210,16 +210,16 @@ def _configure_pose(args: argparse.Namespace, source_name: str, skeleton: str):
 def _check_clip_length(spec, info, plan, config, ref_fps: float) -> None:
     """Refuse a file shorter than one prediction window now, before the pose model and engine load (a
     30-45 s start-up that would end in "0 predictions"). The window rule is `core.sampling`'s, the one
-    the stream sampler follows; the length is the container's frame count (or --max-frames if lower)."""
+    the stream sampler follows; the length is the container's frame count. (A --max-frames below a window
+    is the user's own limit, e.g. a smoke run of the start-up, and stays allowed.)"""
     from core.sampling import frames_needed
 
     if spec.kind != "file" or info.frame_count is None:
         return
     need = frames_needed(info.fps, plan.pose_frames, float(config.pose_tau), ref_fps)
-    have = min(info.frame_count, spec.max_frames or info.frame_count)
+    have = info.frame_count
     if have < need:
-        what = f"--max-frames {spec.max_frames}" if have < info.frame_count else f"{have} frames"
-        raise UsageError(f"{spec.target} is too short for one prediction: {what} at {info.fps:.2f} fps, the "
+        raise UsageError(f"{spec.target} is too short for one prediction: {have} frames at {info.fps:.2f} fps, the "
                          f"checkpoint's window needs {need} frames ({plan.pose_frames} sampled frames, "
                          f"tau {float(config.pose_tau):g} at {ref_fps:g} fps)")
 

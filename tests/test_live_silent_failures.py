@@ -169,12 +169,6 @@ def test_clip_shorter_than_a_window_is_refused_at_once(frames, tmp_path, random_
     assert elapsed < 60, f"refused only after {elapsed:.0f} s"
 
 
-def test_max_frames_shorter_than_a_window_is_refused(tmp_path, random_checkpoint):
-    clip = _write_h264(tmp_path / "long.mp4", 60)
-    proc = run_ia_live([*_base_args(clip, random_checkpoint), "--max-frames", "10"], timeout=120)
-    _one_line_error(proc, "--max-frames 10", "needs 48 frames")
-
-
 # -- 5: --reconnect with a stream that is not up yet --------------------------------------------------------
 
 
