@@ -160,13 +160,14 @@ def test_ia_live_reads_past_damage_and_reports_it(tmp_path, random_checkpoint):
 
 @pytest.mark.parametrize("frames", [1, 40])
 def test_clip_shorter_than_a_window_is_refused_at_once(frames, tmp_path, random_checkpoint):
+    """Refused before the pose model or the engine is touched: with a pose model that does not exist, the
+    error is still the clip's (timing would be a poor witness on a loaded machine)."""
     clip = _write_h264(tmp_path / f"short{frames}.mp4", frames)
-    start = time.monotonic()
-    proc = run_ia_live(_base_args(clip, random_checkpoint), timeout=120)
-    elapsed = time.monotonic() - start
+    args = ["--video", str(clip), "--checkpoint", str(random_checkpoint), "--pose-model",
+            str(tmp_path / "no-such-model.onnx"), "--no-zmq", "--engine", "torch"]
+    proc = run_ia_live(args, timeout=300)
     line = _one_line_error(proc, str(clip), f"{frames} frames", "needs 48 frames")   # fast preset at 25 fps
     assert proc.returncode == 2, line
-    assert elapsed < 60, f"refused only after {elapsed:.0f} s"
 
 
 # -- 5: --reconnect with a stream that is not up yet --------------------------------------------------------
