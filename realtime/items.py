@@ -119,6 +119,13 @@ class PredictionOverlay:
     index: int
     message: dict[str, Any]
 
+    #: the message fields the overlay draws (`realtime.annotate.annotate_frame`); only these travel
+    FIELDS = ("frame_index", "action", "action_score", "topk", "appearance_weight", "persons", "latency_ms")
+
+    @classmethod
+    def of(cls, message: dict[str, Any]) -> "PredictionOverlay":
+        return cls(index=int(message["frame_index"]), message={k: message[k] for k in cls.FIELDS if k in message})
+
 
 @dataclass(frozen=True)
 class VideoEnd:

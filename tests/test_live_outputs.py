@@ -20,7 +20,7 @@ import zmq
 
 from conftest import REPO, shared_path
 from realtime.annotate import annotate_frame, skeleton_bones
-from realtime.console import Console, LatencyStats, RateMeter, format_plain
+from realtime.console import GATE_LEGEND, Console, LatencyStats, RateMeter, format_plain
 from realtime.messages import (KEYS, LATENCY_KEYS, build_message, from_json, stamp_publish, to_json,
                                topk_from_probs, validate_message)
 from core.decision import DecisionRule
@@ -440,8 +440,10 @@ def test_console_plain_mode_logs_to_stderr_only(capsys):
     assert out == ""
     top = message["topk"][0]
     assert "in 30.0 fps" in err and "dropped 4" in err and f"top {top['label']}" in err and "G 0.25" in err
-    assert err.strip() == format_plain({"in_fps": 29.97, "out_fps": 7.5, "latency": latency.summary(),
-                                        "dropped_frames": 4}, message)
+    legend, line = err.strip().splitlines()           # the gate bar's legend once, then the log line
+    assert legend == f"[ia-live] {GATE_LEGEND}"
+    assert line == format_plain({"in_fps": 29.97, "out_fps": 7.5, "latency": latency.summary(),
+                                 "dropped_frames": 4}, message)
     Console(False).update({"in_fps": 1.0}, message)
     assert capsys.readouterr() == ("", "")
 

@@ -13,11 +13,10 @@ import time
 from core.errors import EXIT_OK, EXIT_USAGE, one_line
 from realtime.console import Console, CounterRate, LatencyStats, RateMeter
 from realtime.flow import flow_for
-from realtime.items import Prediction, VideoEnd
+from realtime.items import Prediction, PredictionOverlay, VideoEnd
 from realtime.messages import build_message
 from realtime.publish import Publisher
 from realtime.stages.child import Child, PipelineError, set_threads
-from realtime.stages.video import overlay_of
 
 
 def message_of(p: Prediction, s, counters) -> dict:
@@ -72,7 +71,7 @@ def run(child: Child, s) -> None:
                 raise
             published += 1
             if video:
-                ch.video.put(overlay_of(message))
+                ch.video.put(PredictionOverlay.of(message))
             if out.print_labels:
                 labels = "  ".join(f"{e['label']} {e['score']:.2f}" for e in message["topk"][:3])
                 print(f"{message['timestamp']:7.2f}s  frame {message['frame_index']:5d}  "

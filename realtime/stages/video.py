@@ -25,16 +25,6 @@ from realtime.shm_ring import ShmRing
 from realtime.stages.child import Child, set_threads
 from realtime.video_out import VideoEncoder
 
-#: message fields the overlay draws (the publisher sends only these to the writer)
-OVERLAY_FIELDS = ("frame_index", "action", "action_score", "topk", "appearance_weight", "persons", "latency_ms")
-
-
-def overlay_of(message: dict) -> PredictionOverlay:
-    """The part of a published message the annotated video needs."""
-    return PredictionOverlay(index=int(message["frame_index"]),
-                             message={k: message[k] for k in OVERLAY_FIELDS if k in message})
-
-
 class OverlayState:
     """What is drawn on each frame, and when a frame may be drawn (pure bookkeeping, testable alone)."""
 
