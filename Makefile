@@ -4,7 +4,6 @@
 PYTHON     ?= python3
 VENV       ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-SHARED     ?= ../shared
 PY          = $(VENV)/bin/python
 PIP         = $(VENV)/bin/pip --disable-pip-version-check -q
 
@@ -18,11 +17,11 @@ $(VENV)/.installed: pyproject.toml
 	$(PIP) install -e ".[dev]"
 	touch $@
 
-# The default pose model lives in ./models (git-ignored); fill it from ../shared when present.
+# The default pose model is committed in ./models (Apache-2.0, models/NOTICE.md); this target only checks
+# that it is there (a clone made without it, e.g. a sparse checkout, fails here with the reason).
+POSE_MODEL  = models/movenet_multipose_lightning.onnx
 models:
-	@mkdir -p models
-	@if [ -f $(SHARED)/models/movenet_multipose_lightning.onnx ] && [ ! -f models/movenet_multipose_lightning.onnx ]; then \
-		cp $(SHARED)/models/movenet_multipose_lightning.onnx models/ ; fi
+	@test -s $(POSE_MODEL) || { echo "make: $(POSE_MODEL) is missing from this checkout (see models/NOTICE.md)" >&2; exit 1; }
 
 demo: install models
 	$(VENV)/bin/ia-live --demo

@@ -22,8 +22,11 @@ import sys  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+from core.cliflags import CliError as UsageError  # noqa: E402  (bad input on the command line: one line, exit 2)
+from core.cliflags import add_alias, make_parser, parse_args  # noqa: E402
 from core.errors import EXIT_SIGINT, EXIT_USAGE, UserError, one_line  # noqa: E402
 from realtime import defaults  # noqa: E402
+from realtime.camera import CameraSettings  # noqa: E402
 
 REPO_ROOT = defaults.REPO_ROOT
 DEFAULT_CHECKPOINT = defaults.CHECKPOINT
@@ -32,17 +35,6 @@ DEFAULT_ZMQ = defaults.ZMQ_ENDPOINT
 DEFAULT_TOPIC = defaults.TOPIC
 DEFAULT_AVERAGE = defaults.AVERAGE
 PROG = "ia-live"
-
-
-class UsageError(UserError):
-    """Bad input on the command line; printed as one line, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    """argparse, but its errors are one line too."""
-
-    def error(self, message: str):  # type: ignore[override]
-        raise UsageError(message)
 
 
 def _positive(value: str) -> int:
@@ -91,8 +83,7 @@ def default_threads() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog=PROG, description=__doc__.split("\n\n")[0],
-                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = make_parser(PROG, __doc__.split("\n\n")[0])
     src = parser.add_argument_group("source (exactly one)")
     ex = src.add_mutually_exclusive_group()
     ex.add_argument("--camera", type=int, metavar="N", help="camera index (OpenCV)")
@@ -106,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--reconnect-timeout", type=_non_negative_float, default=defaults.RECONNECT_TIMEOUT_S,
                      metavar="SECONDS", help="with --reconnect: give up once unreachable this long (0: never)")
     src.add_argument("--max-frames", type=_positive, metavar="N", help="stop after N source frames")
+    CameraSettings.cli(parser)
 
     model = parser.add_argument_group("model")
     model.add_argument("--checkpoint", default=None, metavar="PATH",
@@ -124,13 +116,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="predict every N sampled (RGB) frames")
     timing.add_argument("--average", type=_positive, default=DEFAULT_AVERAGE,
                         help="average the probabilities of the last N windows")
-    timing.add_argument("--topk", type=_positive, default=defaults.TOPK, help="labels per prediction")
+    timing.add_argument("--top-k", dest="topk", type=_positive, default=defaults.TOPK, help="labels per prediction")
     timing.add_argument("--threshold", type=_probability, default=None, metavar="P",
                         help="abstain (action 'no_action') unless the top action class reaches P "
                              "(default: the checkpoint's calibrated threshold)")
 
     pose = parser.add_argument_group("pose estimation")
-    pose.add_argument("--pose", default=defaults.POSE_BACKEND, metavar="BACKEND", help="pose backend")
+    pose.add_argument("--pose-backend", dest="pose", default=defaults.POSE_BACKEND, metavar="BACKEND",
+                      help="pose backend")
     pose.add_argument("--pose-workers", type=_positive, default=defaults.POSE_WORKERS, help="pose estimation processes")
     try:
         from realtime.pose import BACKENDS, add_cli
@@ -155,7 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
         add_engine_cli(parser)
     except ImportError:
         pass
+    _add_deprecated_aliases(parser)
     return parser
+
+
+def _add_deprecated_aliases(parser: argparse.ArgumentParser) -> None:
+    """Names this release renamed (docs/cli.md); they still work, with a one-line warning, until the next."""
+    for old, new in (("--pose", "--pose-backend"), ("--topk", "--top-k")):
+        add_alias(parser, old, new)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -288,7 +288,8 @@ def prepare(args: argparse.Namespace):
         raise UsageError("give a source: --camera N, --video PATH|URL or --demo")
     try:
         spec = make_spec(args.camera, args.video, realtime=args.realtime, reconnect=args.reconnect,
-                         max_frames=args.max_frames, reconnect_timeout=args.reconnect_timeout)
+                         max_frames=args.max_frames, reconnect_timeout=args.reconnect_timeout,
+                         camera_settings=CameraSettings.configure(args))
         info = probe_until_reachable(spec, on_retry=None if args.quiet else _tell_retry)
     except UserError as exc:
         raise UsageError(one_line(exc)) from None
@@ -355,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse_args(parser, argv)
         settings = prepare(args)
     except UserError as exc:
         print(f"{PROG}: error: {one_line(exc)}", file=sys.stderr)

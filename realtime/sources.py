@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 
 from core.errors import UserError
 from core.video import DEFAULT_FPS, capture_facts
+from realtime.camera import CameraSettings
 
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 OPEN_TIMEOUT_MS = 5000
@@ -49,6 +50,7 @@ class SourceSpec:
     reconnect: bool = False   # live only: reopen with back-off after a disconnect (and at start-up)
     max_frames: int | None = None
     reconnect_timeout: float = 0.0   # give up once unreachable this long, s (0: never)
+    camera_settings: CameraSettings | None = None   # cameras only: --camera-width/-height/-fps/-fourcc
 
     @property
     def live(self) -> bool:
@@ -78,14 +80,15 @@ class Frame:
 
 
 def make_spec(camera: int | None = None, video: str | None = None, *, realtime: bool = False,
-              reconnect: bool = False, max_frames: int | None = None, reconnect_timeout: float = 0.0) -> SourceSpec:
+              reconnect: bool = False, max_frames: int | None = None, reconnect_timeout: float = 0.0,
+              camera_settings: CameraSettings | None = None) -> SourceSpec:
     if (camera is None) == (video is None):
         raise SourceError("give exactly one of --camera N or --video PATH|URL")
     if camera is not None:
         if camera < 0:
             raise SourceError(f"camera index must be >= 0, got {camera}")
         return SourceSpec("camera", str(camera), realtime=True, reconnect=reconnect, max_frames=max_frames,
-                          reconnect_timeout=reconnect_timeout)
+                          reconnect_timeout=reconnect_timeout, camera_settings=camera_settings)
     assert video is not None
     if video.lower().startswith(STREAM_SCHEMES):
         return SourceSpec("stream", video, realtime=True, reconnect=reconnect, max_frames=max_frames,
@@ -93,9 +96,13 @@ def make_spec(camera: int | None = None, video: str | None = None, *, realtime: 
     return SourceSpec("file", video, realtime=realtime, reconnect=False, max_frames=max_frames)
 
 
-def _open_capture(spec: SourceSpec) -> cv2.VideoCapture:
+def _open_capture(spec: SourceSpec, report: bool = False) -> cv2.VideoCapture:
     if spec.kind == "camera":
-        return cv2.VideoCapture(int(spec.target))
+        cap = cv2.VideoCapture(int(spec.target))
+        if spec.camera_settings is not None and cap.isOpened():
+            settings = spec.camera_settings
+            settings.report(cap, _describe(spec)) if report else settings.apply(cap)
+        return cap
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, OPEN_TIMEOUT_MS, cv2.CAP_PROP_READ_TIMEOUT_MSEC, READ_TIMEOUT_MS]
     try:
         return cv2.VideoCapture(spec.target, cv2.CAP_ANY, params)
@@ -123,7 +130,7 @@ def probe(spec: SourceSpec) -> SourceInfo:
     """Open the source, decode one frame, close it; SourceError (one line) if any step fails."""
     if spec.kind == "file":
         _check_file(spec.target)
-    cap = _open_capture(spec)
+    cap = _open_capture(spec, report=True)
     try:
         if not cap.isOpened():
             if spec.kind == "file":

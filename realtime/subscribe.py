@@ -1,6 +1,6 @@
 """`ia-sub`: print the predictions an `ia-live` process publishes on ZeroMQ.
 
-The reference consumer of `docs/messages.md`: a human line per message, or the raw JSON (`--json`) to
+The reference consumer of `docs/messages.md`: a human line per message, or the raw JSON (`--dump-json`) to
 pipe into other tools. Exit codes: 0 done (or --count reached), 1 --timeout without a message, 2 bad
 arguments, 130 interrupted (Ctrl-C).
 """
@@ -14,6 +14,8 @@ from collections.abc import Mapping, Sequence
 
 import zmq
 
+from core.cliflags import CliError, add_alias, make_parser, parse_args
+from core.errors import one_line
 from realtime.messages import from_json
 from realtime.publish import DEFAULT_ENDPOINT, DEFAULT_TOPIC
 
@@ -30,15 +32,19 @@ def format_message(message: Mapping, k: int = 3) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="ia-sub", description="Print ia-live predictions received over ZeroMQ.")
-    parser.add_argument("--connect", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
-                        help=f"ZeroMQ endpoint of ia-live's publisher (default {DEFAULT_ENDPOINT})")
-    parser.add_argument("--topic", default=DEFAULT_TOPIC, help=f"topic to subscribe to (default {DEFAULT_TOPIC})")
-    parser.add_argument("--json", action="store_true", help="print each message's raw JSON line")
+    parser = make_parser("ia-sub", "Print ia-live predictions received over ZeroMQ.")
+    # dests keep their historical names (connect, json, top): run() and callers read them
+    parser.add_argument("--zmq", dest="connect", default=DEFAULT_ENDPOINT, metavar="ENDPOINT",
+                        help="ZeroMQ endpoint of ia-live's publisher (ia-live --zmq)")
+    parser.add_argument("--topic", default=DEFAULT_TOPIC, help="topic to subscribe to")
+    parser.add_argument("--dump-json", dest="json", action="store_true",
+                        help="print each message's raw JSON line (JSON Lines on stdout)")
     parser.add_argument("--count", type=int, default=0, metavar="N", help="exit after N messages (default: run forever)")
     parser.add_argument("--timeout", type=float, default=0.0, metavar="S",
                         help="exit with status 1 when no message arrives for S seconds (default: wait forever)")
-    parser.add_argument("--top", type=int, default=3, metavar="K", help="labels per human line (default 3)")
+    parser.add_argument("--top-k", dest="top", type=int, default=3, metavar="K", help="labels per human line")
+    for old, new in (("--connect", "--zmq"), ("--json", "--dump-json"), ("--top", "--top-k")):
+        add_alias(parser, old, new)
     return parser
 
 
@@ -88,7 +94,10 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `ia-sub`."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = parse_args(build_parser(), argv)
+    except CliError as exc:
+        return _error(one_line(exc), exc.code)
     if args.count < 0:
         return _error("--count must be >= 0", 2)
     if args.timeout < 0:

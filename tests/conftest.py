@@ -29,8 +29,8 @@ def shared():
 
 
 def movenet_path() -> Path:
-    """The MoveNet MultiPose ONNX model: ./models (what `make models` fills) or ../shared/models; skips
-    the calling test when neither has it."""
+    """The MoveNet MultiPose ONNX model committed in ./models (../shared/models as a fallback for a checkout
+    made without it); skips the calling test when neither has it."""
     local = REPO / "models" / MOVENET_FILE
     return local if local.exists() else shared_path("models", MOVENET_FILE)
 

@@ -68,7 +68,7 @@ def test_live_windows_equal_training_clips(overrides, tmp_path, shared):
     checkpoint = make_checkpoint(tmp_path / "model.pt", **overrides)
     out, folder = tmp_path / "live.jsonl", tmp_path / "windows"
     settings = prepare(build_parser().parse_args([
-        "--video", str(video), "--checkpoint", str(checkpoint), "--pose", "file", "--pose-cache", str(cache),
+        "--video", str(video), "--checkpoint", str(checkpoint), "--pose-backend", "file", "--pose-cache", str(cache),
         "--no-zmq", "--quiet", "--dump-json", str(out), "--threads", "1"]))
     settings = dataclasses.replace(settings, engine=RecordingEngine(folder=str(folder)))
     result = run(settings)

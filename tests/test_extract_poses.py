@@ -144,7 +144,7 @@ def test_index_input_and_write_index(setup: dict, tmp_path: Path) -> None:
 def test_bad_arguments_exit_2_with_one_line(tmp_path: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(REPO))
     for extra in (["--videos", str(tmp_path / "nope")], ["--index", str(tmp_path / "nope.jsonl")],
-                  ["--videos", str(tmp_path), "--backend", "nonexistent"], ["--videos", str(tmp_path)]):
+                  ["--videos", str(tmp_path), "--pose-backend", "nonexistent"], ["--videos", str(tmp_path)]):
         res = subprocess.run([sys.executable, "-m", "tools.extract_poses", *extra, "--out", str(tmp_path / "o")],
                              cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
         assert res.returncode == 2, (extra, res.stderr)

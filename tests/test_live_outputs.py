@@ -376,7 +376,7 @@ def _ia_sub(*args: str) -> subprocess.Popen:
 @pytest.mark.parametrize("raw", [False, True], ids=["human", "json"])
 def test_ia_sub_prints_count_messages(raw):
     with Publisher(LOOPBACK_ANY, "ia.actions") as publisher:
-        proc = _ia_sub("--connect", publisher.endpoint, "--count", "3", "--timeout", "20", *(["--json"] if raw else []))
+        proc = _ia_sub("--zmq", publisher.endpoint, "--count", "3", "--timeout", "20", *(["--dump-json"] if raw else []))
         try:
             assert publisher.wait_for_subscriber(20.0), proc.stderr.read() if proc.poll() is not None else ""
             lines = []
@@ -399,10 +399,10 @@ def test_ia_sub_prints_count_messages(raw):
 
 
 def test_ia_sub_timeout_and_bad_endpoint():
-    proc = _ia_sub("--connect", "tcp://127.0.0.1:9", "--timeout", "0.3")
+    proc = _ia_sub("--zmq", "tcp://127.0.0.1:9", "--timeout", "0.3")
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 1 and "no message" in err and "Traceback" not in err and out == ""
-    proc = _ia_sub("--connect", "nonsense")
+    proc = _ia_sub("--zmq", "nonsense")
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 2 and err.count("\n") == 1 and "cannot connect" in err
 

@@ -60,7 +60,7 @@ def test_registry_resolves_every_backend_lazily():
     # Registering the CLI must not import the optional openpifpaf package.
     had = "openpifpaf" in sys.modules
     args = _args()
-    assert args.pose_input_size == 256 and args.pose_cache is None and args.pose_checkpoint is None
+    assert args.pose_input_size == 256 and args.pose_cache is None and args.openpifpaf_checkpoint is None
     assert ("openpifpaf" in sys.modules) == had
 
 
@@ -111,7 +111,7 @@ def test_decode_filters_sorts_and_orders_xy():
 
 def test_movenet_flag_errors_name_the_problem(tmp_path, monkeypatch):
     missing = tmp_path / "nothere.onnx"
-    with pytest.raises(PoseBackendError, match=f"pose model not found: {missing}.*make models"):
+    with pytest.raises(PoseBackendError, match=f"pose model not found: {missing}.*--pose-model PATH"):
         MoveNetBackend.configure(_args("--pose-model", str(missing)), "x")
     monkeypatch.setenv("IA_LIVE_POSE_MODEL", str(missing))
     with pytest.raises(PoseBackendError, match="nothere.onnx"):
@@ -298,7 +298,7 @@ def test_openpifpaf_adapter_on_a_real_frame(openpifpaf_checkpoint):
 
     path, net = openpifpaf_checkpoint
     backend = get_backend("openpifpaf").configure(
-        _args("--pose-checkpoint", str(path), "--pose-long-edge", "257", "--pose-min-score", "0"), "clip.mp4")
+        _args("--openpifpaf-checkpoint", str(path), "--pose-long-edge", "257", "--pose-min-score", "0"), "clip.mp4")
     assert backend.skeleton == "coco17"
     frame = next(iter(_frames(shared_path("data", "videos", "stgcn_tai_chi.mp4"), [60]).values()))
     coords, scores = backend(frame, 60)
@@ -339,16 +339,16 @@ def test_openpifpaf_refuses_pickled_modules_and_foreign_files(openpifpaf_checkpo
     import torch
 
     path, net = openpifpaf_checkpoint
-    with pytest.raises(PoseBackendError, match="needs --pose-checkpoint"):
+    with pytest.raises(PoseBackendError, match="needs --openpifpaf-checkpoint"):
         get_backend("openpifpaf").configure(_args(), "clip.mp4")
     pickled = tmp_path / "released_style.pkl"
     torch.save({"model": net, "epoch": 0}, pickled)  # how openpifpaf's releases store networks
     with pytest.raises(PoseBackendError, match="must be converted first"):
-        get_backend("openpifpaf").configure(_args("--pose-checkpoint", str(pickled)), "clip.mp4")
+        get_backend("openpifpaf").configure(_args("--openpifpaf-checkpoint", str(pickled)), "clip.mp4")
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {}}, foreign)
     with pytest.raises(PoseBackendError, match="is not an ia-live/openpifpaf-1 checkpoint"):
-        get_backend("openpifpaf").configure(_args("--pose-checkpoint", str(foreign)), "clip.mp4")
+        get_backend("openpifpaf").configure(_args("--openpifpaf-checkpoint", str(foreign)), "clip.mp4")
 
 
 def test_each_backend_cli_stands_alone_and_together():

@@ -226,8 +226,8 @@ def test_stage_cli_bad_input_is_one_line(tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
-    proc = subprocess.run([sys.executable, "-m", "train.stage2", "--appearance", str(tmp_path / "nope.pt"),
-                           "--pose", str(tmp_path / "nope.pt"), "--index", str(tmp_path / "missing.jsonl"),
+    proc = subprocess.run([sys.executable, "-m", "train.stage2", "--appearance-checkpoint", str(tmp_path / "nope.pt"),
+                           "--pose-checkpoint", str(tmp_path / "nope.pt"), "--index", str(tmp_path / "missing.jsonl"),
                            "--out", str(tmp_path / "o")], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
 

@@ -1,7 +1,7 @@
 """Run a pose backend over a video set into per-video pose caches (``core.posecache``).
 
-    python -m tools.extract_poses --index INDEX.jsonl --out CACHE_DIR --backend movenet [--every N]
-    python -m tools.extract_poses --videos DIR        --out CACHE_DIR --backend movenet [backend flags]
+    python -m tools.extract_poses --index INDEX.jsonl --out CACHE_DIR --pose-backend movenet [--every N]
+    python -m tools.extract_poses --videos DIR        --out CACHE_DIR --pose-backend movenet [backend flags]
 
 One cache per video, ``CACHE_DIR/<video stem>.npz`` (the name the live ``file`` backend and the dataset
 readers look for). Resumable: a video whose final cache exists, loads and was made with the same backend
@@ -25,6 +25,7 @@ from typing import Sequence
 import cv2
 import numpy as np
 
+from core.cliflags import add_alias, make_parser, parse_or_exit
 from core.clipindex import read_clip_index, video_stem, write_clip_index
 from core.errors import UserError, one_line, run_main
 from core.posecache import PoseCache, PoseCacheError, load_pose_cache, save_pose_cache, stack_persons
@@ -235,13 +236,13 @@ def extract_video(video: Path, out_dir: Path, backend, estimator: str, every: in
 
 
 def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m tools.extract_poses",
-                                     description="Extract per-video pose caches with a pose backend.")
+    parser = make_parser(prog="python -m tools.extract_poses",
+                         description="Extract per-video pose caches with a pose backend.")
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--index", help="clip index (.jsonl) whose videos to process")
     src.add_argument("--videos", help="folder searched recursively for videos / frame folders")
     parser.add_argument("--out", required=True, help="cache folder (<video stem>.npz per video)")
-    parser.add_argument("--backend", default="movenet", help="pose backend (realtime.pose), default movenet")
+    parser.add_argument("--pose-backend", dest="backend", default="movenet", help="pose backend (realtime.pose)")
     parser.add_argument("--every", type=int, default=1, help="run the backend on every N-th frame (default 1); "
                         "other frames are stored as unprocessed (valid=False)")
     parser.add_argument("--checkpoint-frames", type=int, default=500,
@@ -250,8 +251,12 @@ def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
     parser.add_argument("--write-index", metavar="PATH",
                         help="with --index: write a copy of the index whose 'poses' point at the caches")
     parser.add_argument("--quiet", action="store_true", help="no progress display")
-    # the chosen backend owns its flags (e.g. --pose-model); only that backend is imported
-    known, _ = parser.parse_known_args(argv)
+    add_alias(parser, "--backend", "--pose-backend")
+    # the chosen backend owns its flags (e.g. --pose-model); only that backend is imported. A bare pre-parser
+    # finds it, so that a missing required flag is reported once, by the full parse.
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--pose-backend", "--backend", dest="backend", default="movenet")
+    known, _ = pre.parse_known_args(argv)
     try:
         from realtime.pose import get_backend
 
@@ -263,7 +268,7 @@ def build_parser(argv: Sequence[str] | None) -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser(argv)
-    args = parser.parse_args(argv)
+    args = parse_or_exit(parser, argv)
     return run_main(lambda: _main(args), "extract_poses",
                     interrupted="interrupted; rerun the same command to resume")
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from core.checkpoint import save_checkpoint
+from core.cliflags import make_parser, parse_or_exit
 from core.errors import UserError, one_line, report
 from core.labels import KINETICS50, NTU60
 from core.model import build_model
@@ -53,16 +54,19 @@ def import_official(src: str | Path, dst: str | Path, dataset: str, class_names:
     return save_checkpoint(dst, model, names, extra=extra)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.import_official", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+def build_parser() -> argparse.ArgumentParser:
+    parser = make_parser(prog="python -m tools.import_official", description=__doc__)
     parser.add_argument("src", help="released checkpoint (.pth)")
     parser.add_argument("dst", help="project checkpoint to write (.pt)")
     parser.add_argument("--dataset", required=True, choices=sorted(DATASETS))
     parser.add_argument("--class-names", help="text file, one class name per line, in the checkpoint's label order")
     parser.add_argument("--trust-pickle", action="store_true",
                         help="allow full unpickling of SRC (runs code from the file; trusted sources only)")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_or_exit(build_parser(), argv)
     try:
         names = None
         if args.class_names:

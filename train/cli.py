@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from core.devices import device_arg
 from core.errors import run_main
 from core.model import ModelConfig
 from train.loop import TrainConfig
@@ -34,7 +35,7 @@ def add_training_args(ap: argparse.ArgumentParser, epochs: int, lr: float, miles
     ap.add_argument("--clip-grad", type=float, default=None, help="max gradient norm (off by default)")
     ap.add_argument("--val-every", type=int, default=1, help="validate every N epochs (and after the last)")
     ap.add_argument("--no-amp", action="store_true", help="disable float16 autocast on CUDA")
-    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    ap.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N")
     ap.add_argument("--resume", action="store_true", help="continue from OUT/resume.pt")
     ap.add_argument("--frame-cache-mb", type=int, default=0, help="keep decoded frames in memory (small datasets)")
     ap.add_argument("--quiet", action="store_true")

@@ -1,7 +1,7 @@
 """Evaluate a checkpoint on a clip index: 10-clip top-1/top-5, per-class accuracy, confusion matrix, the gate.
 
     python -m train.evaluate --checkpoint runs/integral/checkpoint.pt --index data/synth/test_out.jsonl \
-        --appearance runs/appearance/checkpoint.pt --pose runs/pose/checkpoint.pt --out runs/eval_out
+        --appearance-checkpoint runs/appearance/checkpoint.pt --pose-checkpoint runs/pose/checkpoint.pt --out runs/eval_out
 
 With ``--appearance/--pose`` (the stage-1 models) it adds the oracle selection between them (Tables 10-12)
 and the score-averaging sweep over weights (Figure 5). Gate statistics (Figure 4 histogram of G averaged
@@ -20,6 +20,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from core.cliflags import add_alias, make_parser, parse_or_exit
+from core.devices import device_arg
 from train import metrics as M
 from train.loop import Predictions, collate, predict
 
@@ -196,22 +198,25 @@ def write_report(result: dict[str, Any], out_dir: Path, title: str) -> list[Path
 
 # -- CLI ------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m train.evaluate", description=__doc__.splitlines()[0])
+    ap = make_parser(prog="python -m train.evaluate", description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", type=Path, required=True)
     ap.add_argument("--index", type=Path, required=True, help="test clip index (JSON Lines)")
-    ap.add_argument("--appearance", type=Path, help="stage-1 appearance-only checkpoint (oracle, score sweep)")
-    ap.add_argument("--pose", type=Path, help="stage-1 pose-only checkpoint (oracle, score sweep)")
+    ap.add_argument("--appearance-checkpoint", dest="appearance", type=Path,
+                    help="stage-1 appearance-only checkpoint (oracle, score sweep)")
+    ap.add_argument("--pose-checkpoint", dest="pose", type=Path, help="stage-1 pose-only checkpoint (oracle, score sweep)")
+    add_alias(ap, "--appearance", "--appearance-checkpoint")
+    add_alias(ap, "--pose", "--pose-checkpoint")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--clips", type=int, default=10, help="test clips per video (probabilities averaged)")
     ap.add_argument("--batch-size", type=int, default=4, help="videos per batch")
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--device", default="auto")
+    ap.add_argument("--device", type=device_arg, default="auto", help="auto | cpu | cuda | cuda:N")
     ap.add_argument("--quiet", action="store_true")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_or_exit(build_parser(), argv)
 
     def body() -> int:
         from core.checkpoint import load_checkpoint
@@ -219,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         from train.cli import class_names_for, open_dataset
 
         if (args.appearance is None) != (args.pose is None):
-            raise ValueError("give both --appearance and --pose (the oracle and the sweep need the pair)")
+            raise ValueError("give both --appearance-checkpoint and --pose-checkpoint (the oracle and the sweep need the pair)")
         if args.clips < 1:
             raise ValueError("--clips must be >= 1")
         device = pick_device(args.device)

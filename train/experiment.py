@@ -29,6 +29,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from core.checkpoint import load_checkpoint, save_checkpoint
+from core.cliflags import make_parser, parse_or_exit
 from core.model import build_model
 from train import evaluate as E
 from train.loop import Predictions, TrainConfig, collate, fit, predict, seed_everything
@@ -388,7 +389,7 @@ class Experiment:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m train.experiment", description=__doc__.splitlines()[0])
+    ap = make_parser(prog="python -m train.experiment", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="small")
     ap.add_argument("--data", type=Path, required=True, help="synthetic benchmark folder (generated if absent)")
     ap.add_argument("--out", type=Path, required=True, help="run folder (stage-1/2 runs, analyses.json)")
@@ -405,7 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_or_exit(build_parser(), argv)
 
     def body() -> int:
         rows = Experiment(args).run()

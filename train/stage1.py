@@ -13,6 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from core.cliflags import make_parser, parse_or_exit
 from core.model import PRESETS, build_model
 # the shared helpers live in train.cli; importing them here keeps `from train.stage1 import ...` working
 from train.cli import (add_training_args, class_names_for, command_line, open_dataset, run_cli,  # noqa: F401
@@ -24,7 +25,7 @@ STREAMS = ("appearance", "pose")
 
 # -- stage 1 --------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m train.stage1", description=__doc__.splitlines()[0])
+    ap = make_parser(prog="python -m train.stage1", description=__doc__.splitlines()[0])
     ap.add_argument("--stream", choices=STREAMS, required=True)
     ap.add_argument("--index", type=Path, required=True, help="training clip index (JSON Lines)")
     ap.add_argument("--val-index", type=Path, help="validation clip index (10-clip test mode)")
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_or_exit(build_parser(), argv)
 
     def body() -> int:
         from train.distributed import setup, teardown

@@ -1,6 +1,6 @@
 """Stage 2 (paper section 3.4): train integration + classifier on top of the two stage-1 streams.
 
-    python -m train.stage2 --appearance runs/appearance/checkpoint.pt --pose runs/pose/checkpoint.pt \
+    python -m train.stage2 --appearance-checkpoint runs/appearance/checkpoint.pt --pose-checkpoint runs/pose/checkpoint.pt \
         --index data/synth/train.jsonl --val-index data/synth/val.jsonl --variant integral --lambda 1.5 \
         --out runs/integral
 
@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from core.checkpoint import CheckpointError, read_checkpoint
+from core.cliflags import add_alias, make_parser, parse_or_exit
 from core.model import PRESETS, IntegralAction, ModelConfig, build_model
 from core.model.config import GATE_DRIVERS
 from train.cli import (add_training_args, class_names_for, command_line, open_dataset, run_cli,
@@ -62,7 +63,7 @@ def assemble(appearance: str | Path | None, pose: str | Path | None, variant: st
             raise ValueError("--strategy scratch needs --preset and class names (from --index)")
         return build_model(preset, class_names=class_names, **fields)
     if appearance is None or pose is None:
-        raise ValueError(f"--strategy {strategy} needs --appearance and --pose stage-1 checkpoints")
+        raise ValueError(f"--strategy {strategy} needs --appearance-checkpoint and --pose-checkpoint (stage 1)")
     pa, pp = read_checkpoint(appearance), read_checkpoint(pose)
     if pa["class_names"] != pp["class_names"]:
         raise CheckpointError(f"{appearance} and {pose} were trained on different class lists")
@@ -149,9 +150,11 @@ class FeatureBank(Dataset):
 
 # -- CLI ------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m train.stage2", description=__doc__.splitlines()[0])
-    ap.add_argument("--appearance", type=Path, help="stage-1 appearance-only checkpoint")
-    ap.add_argument("--pose", type=Path, help="stage-1 pose-only checkpoint")
+    ap = make_parser(prog="python -m train.stage2", description=__doc__.splitlines()[0])
+    ap.add_argument("--appearance-checkpoint", dest="appearance", type=Path, help="stage-1 appearance-only checkpoint")
+    ap.add_argument("--pose-checkpoint", dest="pose", type=Path, help="stage-1 pose-only checkpoint")
+    add_alias(ap, "--appearance", "--appearance-checkpoint")
+    add_alias(ap, "--pose", "--pose-checkpoint")
     ap.add_argument("--index", type=Path, required=True, help="training clip index (JSON Lines)")
     ap.add_argument("--val-index", type=Path)
     ap.add_argument("--val-clips", type=int, default=10)
@@ -167,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_or_exit(build_parser(), argv)
 
     def body() -> int:
         from train.distributed import setup, teardown

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from realtime import defaults
-from realtime.engines.base import Engine, EngineError, EnginePlugin, EngineResult, EngineUnavailable
+from realtime.engines.base import Engine, EngineError, EnginePlugin, EngineResult, EngineUnavailable, add_device_cli
 from realtime.plugins import Registry
 
 __all__ = ["ENGINES", "AUTO_ORDER", "Engine", "EngineError", "EnginePlugin", "EngineResult", "EngineUnavailable",
@@ -29,6 +29,8 @@ ENGINES: dict[str, str] = {
 }
 #: what `--engine auto` tries, fastest first
 AUTO_ORDER: tuple[str, ...] = ("tensorrt", "cuda", "onnxruntime", "torch")
+#: engines that run on a GPU (the others run on the CPU): what `--device` selects among
+GPU_ENGINES: frozenset[str] = frozenset({"tensorrt", "cuda"})
 
 REGISTRY = Registry(
     "engine", ENGINES,
@@ -42,8 +44,10 @@ def engine_names() -> list[str]:
 
 
 def add_cli(parser: argparse.ArgumentParser) -> None:
-    """Let each importable engine add its own flags."""
-    REGISTRY.add_cli(parser)
+    """``--device``, then each importable engine's own flags, in one help group."""
+    group = parser.add_argument_group("inference engine")
+    add_device_cli(group)
+    REGISTRY.add_cli(group)
 
 
 @dataclass(frozen=True)
@@ -71,7 +75,9 @@ class Auto(EnginePlugin):
 
     @classmethod
     def configure(cls, args: argparse.Namespace) -> "Auto":
-        return cls(tuple(configure_engine(name, args) for name in AUTO_ORDER))
+        kind = _device_kind(args)
+        names = [n for n in AUTO_ORDER if kind == "auto" or (n in GPU_ENGINES) == (kind == "cuda")]
+        return cls(tuple(configure_engine(name, args) for name in names))
 
     def create(self, model: Any, checkpoint: Any = None) -> Engine:
         reasons = []
@@ -87,11 +93,23 @@ def configure_engine(name: str, args: argparse.Namespace) -> EnginePlugin:
     """The configured plugin for ``--engine name`` (EngineError for an unknown name)."""
     if name == defaults.ENGINE:
         return Auto.configure(args)
+    kind = _device_kind(args)
+    if kind != "auto" and name in ENGINES and (name in GPU_ENGINES) != (kind == "cuda"):
+        where = "a GPU" if name in GPU_ENGINES else "the CPU"
+        raise EngineError(f"engine {name!r} runs on {where}, not on --device {args.device}; "
+                          f"use --engine auto or drop --device")
     try:
         plugin = REGISTRY.get(name)
     except EngineUnavailable as exc:
         return Unavailable(engine=name, reason=str(exc))
     return plugin.configure(args)
+
+
+def _device_kind(args: argparse.Namespace) -> str:
+    """auto, cpu or cuda from ``--device`` (absent: auto)."""
+    from core.devices import parse_device
+
+    return parse_device(getattr(args, "device", None) or "auto").kind
 
 
 def create_engine(name: str, model: Any, checkpoint: Any, args: argparse.Namespace) -> Engine:

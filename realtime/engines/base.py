@@ -80,6 +80,24 @@ class EnginePlugin(abc.ABC):
         keys on-disk caches of exported graphs (`core.export.model_digest`)."""
 
 
+def add_device_cli(parser: argparse.ArgumentParser) -> None:
+    """``--device``: where the engine runs (every engine reads it, so it is added once by `realtime.engines`)."""
+    from core.devices import device_arg
+
+    if "--device" not in parser._option_string_actions:  # noqa: SLF001
+        parser.add_argument("--device", type=device_arg, default="auto", metavar="DEVICE",
+                            help="auto, cpu, cuda or cuda:N: cpu limits --engine auto to the CPU engines, cuda to "
+                                 "the GPU engines; cuda:N picks the GPU (default: auto)")
+
+
+def gpu_device(args: argparse.Namespace) -> str:
+    """The torch device string a GPU engine uses: ``cuda:N`` from ``--device``, else ``cuda``."""
+    from core.devices import parse_device
+
+    dev = parse_device(getattr(args, "device", None) or "auto")
+    return str(dev) if dev.is_cuda else "cuda"
+
+
 def add_common_cli(parser: argparse.ArgumentParser) -> None:
     """Flags the compiled engines (onnxruntime, tensorrt, cuda) share; each engine's `cli` calls this, and a
     flag is added once however many engines are importable."""

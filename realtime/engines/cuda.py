@@ -16,21 +16,22 @@ from typing import Any
 
 import numpy as np
 
-from realtime.engines.base import Engine, EngineError, EnginePlugin, EngineResult, EngineUnavailable, add_common_cli
+from realtime.engines.base import (Engine, EngineError, EnginePlugin, EngineResult, EngineUnavailable,
+                                   add_common_cli, gpu_device)
 
 
 class CudaEngine(Engine):
     name = "cuda"
 
     def __init__(self, model: torch.nn.Module, precision: str = "fp16", compile_mode: str | None = "reduce-overhead",
-                 warmup: int = 3) -> None:
+                 warmup: int = 3, device: str = "cuda") -> None:
         import torch
 
         from core.export import ExportWrapper, input_names
 
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.precision = precision
-        self.device = torch.device("cuda")
+        self.device = torch.device(device)
         wrapper = ExportWrapper(model).eval().to(self.device, self.dtype)
         self.inputs = input_names(model)
         self.module = torch.compile(wrapper, mode=compile_mode, fullgraph=True) if compile_mode else wrapper
@@ -70,6 +71,7 @@ class Cuda(EnginePlugin):
 
     name = "cuda"
     precision: str = "auto"
+    device: str = "cuda"              # --device cuda:N picks the GPU
 
     @classmethod
     def cli(cls, parser: argparse.ArgumentParser) -> None:
@@ -77,7 +79,7 @@ class Cuda(EnginePlugin):
 
     @classmethod
     def configure(cls, args: argparse.Namespace) -> "Cuda":
-        return cls(precision=getattr(args, "precision", None) or "auto")
+        return cls(precision=getattr(args, "precision", None) or "auto", device=gpu_device(args))
 
     def create(self, model: Any, checkpoint: Any = None) -> Engine:
         import torch
@@ -89,6 +91,6 @@ class Cuda(EnginePlugin):
         if precision not in ("fp16", "fp32"):
             raise EngineError(f"the cuda engine runs fp16 or fp32, not {precision}")
         try:
-            return CudaEngine(model, precision)
+            return CudaEngine(model, precision, device=self.device)
         except torch.cuda.OutOfMemoryError:
             raise EngineError("engine 'cuda': out of GPU memory while compiling the model") from None

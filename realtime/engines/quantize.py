@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from core.cliflags import make_parser, parse_or_exit
 from core.errors import report
 
 __all__ = ["Clip", "CalibrationReader", "quantize_int8", "real_clips", "save_clips", "load_clips", "clips_digest"]
@@ -174,14 +175,13 @@ def load_clips(path: str | Path) -> list[Clip]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m realtime.engines.quantize", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = make_parser(prog="python -m realtime.engines.quantize", description=__doc__)
     parser.add_argument("--checkpoint", required=True, help="project checkpoint (its config says how to sample)")
     parser.add_argument("--videos", nargs="+", required=True, help="real videos to calibrate on")
     parser.add_argument("--clips-per-video", type=int, default=2)
     parser.add_argument("--pose-model", default=None, help="MoveNet ONNX (default: models/ or $IA_LIVE_POSE_MODEL)")
     parser.add_argument("--out", required=True, help="calibration set to write (.npz)")
-    args = parser.parse_args(argv)
+    args = parse_or_exit(parser, argv)
     try:
         from core.checkpoint import read_checkpoint
         from core.model import ModelConfig

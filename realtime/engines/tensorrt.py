@@ -24,7 +24,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from realtime.engines.base import Engine, EngineError, EnginePlugin, EngineResult, EngineUnavailable, add_common_cli
+from realtime.engines.base import (Engine, EngineError, EnginePlugin, EngineResult, EngineUnavailable,
+                                   add_common_cli, gpu_device)
 
 #: how many compilations this process ran (a cache hit must not add one)
 STATS = {"compiles": 0}
@@ -138,6 +139,7 @@ class TensorRT(EnginePlugin):
     precision: str = "auto"
     engine_cache: str | None = None
     backend: Backend | None = None
+    device: str = "cuda"              # --device cuda:N picks the GPU
 
     @classmethod
     def cli(cls, parser: argparse.ArgumentParser) -> None:
@@ -145,7 +147,8 @@ class TensorRT(EnginePlugin):
 
     @classmethod
     def configure(cls, args: argparse.Namespace) -> "TensorRT":
-        return cls(precision=getattr(args, "precision", None) or "auto", engine_cache=getattr(args, "engine_cache", None))
+        return cls(precision=getattr(args, "precision", None) or "auto", engine_cache=getattr(args, "engine_cache", None),
+                   device=gpu_device(args))
 
     def create(self, model: Any, checkpoint: Any = None) -> Engine:
         from core.export import cache_dir, input_names
@@ -156,7 +159,7 @@ class TensorRT(EnginePlugin):
             raise EngineError(f"the tensorrt engine runs fp16 or fp32, not {precision}")
         directory = Path(self.engine_cache or cache_dir()).expanduser()
         try:
-            module, path, _hit = compiled_module(model, checkpoint, directory, backend, precision)
+            module, path, _hit = compiled_module(model, checkpoint, directory, backend, precision, self.device)
         except OSError as exc:
             raise EngineError(f"cannot use the engine cache in {directory}: {exc.strerror or exc}") from None
-        return TensorRTEngine(module, input_names(model), precision, path)
+        return TensorRTEngine(module, input_names(model), precision, path, self.device)

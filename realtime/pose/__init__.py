@@ -34,6 +34,6 @@ def get_backend(name: str) -> type[PoseBackend]:
 
 
 def add_cli(parser: argparse.ArgumentParser) -> None:
-    """Add every registered backend's flags, the shared ones once (the pipeline owns ``--pose``)."""
+    """Add every registered backend's flags, the shared ones once (the pipeline owns ``--pose-backend``)."""
     add_common_cli(parser)
     REGISTRY.add_cli(parser)

@@ -1,8 +1,8 @@
 """MoveNet MultiPose Lightning through onnxruntime: the default, download-free live pose estimator.
 
 Why MoveNet: it is a real trained multi-person COCO-17 model small enough to run at camera rate on
-one or two CPU threads, and it ships as a single ONNX file (`make models` copies it from
-../shared/models), so the live path needs no torch model and no network access.
+one or two CPU threads, and it ships as a single ONNX file committed in ``models/`` (Apache-2.0,
+``models/NOTICE.md``), so a plain clone runs the live path with no torch model and no network access.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.devices import DeviceError, device_arg, onnxruntime_providers
 from realtime.pose.base import PoseBackend, PoseBackendError, add_common_cli, check_frame, empty_result
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -96,8 +97,9 @@ class MoveNetBackend(PoseBackend):
     skeleton = "coco17"
 
     def __init__(self, model_path: Path, input_size: int = 256, min_score: float = 0.2,
-                 threads: int = 1) -> None:
+                 threads: int = 1, device: str = "cpu") -> None:
         self.model_path = Path(model_path)
+        self.device = str(device)
         self.input_size = int(input_size)
         self.min_score = float(min_score)
         self.threads = int(threads)
@@ -113,6 +115,9 @@ class MoveNetBackend(PoseBackend):
                            help=f"MoveNet MultiPose ONNX file (default: ${MODEL_ENV} or models/{MODEL_FILE})")
         group.add_argument("--pose-input-size", type=int, default=256, metavar="N",
                            help="network input long side in pixels, a multiple of 32 (default: 256)")
+        group.add_argument("--pose-device", type=device_arg, default="cpu", metavar="DEVICE",
+                           help="cpu, cuda or cuda:N (onnxruntime's CUDAExecutionProvider; auto: CUDA where "
+                                "present), default: cpu")
 
     @classmethod
     def configure(cls, args: argparse.Namespace, source_name: str) -> "MoveNetBackend":
@@ -122,13 +127,14 @@ class MoveNetBackend(PoseBackend):
             input_size=getattr(args, "pose_input_size", 256),
             min_score=getattr(args, "pose_min_score", 0.2),
             threads=getattr(args, "pose_threads", 1),
+            device=getattr(args, "pose_device", None) or "cpu",
         )
         backend._open()  # fail now on a corrupt or wrong model, not inside a worker
         return backend
 
     def _open(self):
         if self._session is None:
-            self._session = _open_session(self.model_path, self.threads)
+            self._session = _open_session(self.model_path, self.threads, self.device)
         return self._session
 
     def letterbox(self, width: int, height: int) -> Letterbox:
@@ -158,8 +164,8 @@ class MoveNetBackend(PoseBackend):
 def _validate(model_path: Path, input_size: int, min_score: float, threads: int) -> None:
     if not model_path.is_file():
         raise PoseBackendError(
-            f"pose model not found: {model_path} (run `make models`, or pass --pose-model PATH, "
-            f"or set {MODEL_ENV}; the file is {MODEL_FILE} from ../shared/models)"
+            f"pose model not found: {model_path} (pass --pose-model PATH or set {MODEL_ENV}; the repository "
+            f"carries models/{MODEL_FILE}, see models/NOTICE.md)"
         )
     if input_size < 64 or input_size > 1024 or input_size % 32:
         raise PoseBackendError(f"--pose-input-size must be a multiple of 32 in [64, 1024], got {input_size}")
@@ -169,8 +175,13 @@ def _validate(model_path: Path, input_size: int, min_score: float, threads: int)
         raise PoseBackendError(f"--pose-threads must be at least 1, got {threads}")
 
 
-def _open_session(model_path: Path, threads: int):
+def _open_session(model_path: Path, threads: int, device: str = "cpu"):
     import onnxruntime as ort
+
+    try:
+        providers = onnxruntime_providers(device, "--pose-device")
+    except DeviceError as exc:
+        raise PoseBackendError(str(exc)) from None
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = threads
@@ -181,7 +192,7 @@ def _open_session(model_path: Path, threads: int):
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.log_severity_level = 3
     try:
-        session = ort.InferenceSession(str(model_path), opts, providers=["CPUExecutionProvider"])
+        session = ort.InferenceSession(str(model_path), opts, providers=providers)
     except Exception as exc:  # onnxruntime raises several unrelated types for bad files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise PoseBackendError(f"cannot load pose model {model_path}: {first}") from None

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from core.cliflags import add_alias
 from realtime.pose.base import PoseBackend, PoseBackendError, add_common_cli, check_frame, empty_result
 
 CHECKPOINT_FORMAT = "ia-live/openpifpaf-1"
@@ -178,16 +179,18 @@ class OpenPifPafBackend(PoseBackend):
     def cli(cls, parser: argparse.ArgumentParser) -> None:
         add_common_cli(parser)
         group = parser.add_argument_group("openpifpaf pose backend (optional extra)")
-        group.add_argument("--pose-checkpoint", default=None, metavar="PATH",
+        group.add_argument("--openpifpaf-checkpoint", dest="openpifpaf_checkpoint", default=None, metavar="PATH",
                            help=f"openpifpaf weights in the {CHECKPOINT_FORMAT} format (see docs/pose_backends.md)")
+        # --pose-checkpoint names a stage-1 pose-stream checkpoint elsewhere (train.stage2, train.evaluate)
+        add_alias(parser, "--pose-checkpoint", "--openpifpaf-checkpoint")
         group.add_argument("--pose-long-edge", type=int, default=None, metavar="N",
                            help="rescale frames to N pixels on the long side before openpifpaf (default: native)")
 
     @classmethod
     def configure(cls, args: argparse.Namespace, source_name: str) -> "OpenPifPafBackend":
-        checkpoint = getattr(args, "pose_checkpoint", None)
+        checkpoint = getattr(args, "openpifpaf_checkpoint", None)
         if not checkpoint:
-            raise PoseBackendError("the openpifpaf pose backend needs --pose-checkpoint PATH "
+            raise PoseBackendError("the openpifpaf pose backend needs --openpifpaf-checkpoint PATH "
                                    "(trained weights are not downloaded; see docs/pose_backends.md)")
         return cls(Path(checkpoint), long_edge=getattr(args, "pose_long_edge", None),
                    min_score=getattr(args, "pose_min_score", 0.2), threads=getattr(args, "pose_threads", 1))

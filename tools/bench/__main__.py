@@ -8,20 +8,22 @@ import sys
 
 import tools.bench as _pkg
 
+from core.cliflags import make_parser, parse_or_exit
+
 
 def _benchmarks() -> list[str]:
     return sorted(m.name for m in pkgutil.iter_modules(_pkg.__path__) if not m.name.startswith("_"))
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__)
+    parser = make_parser(prog="python -m tools.bench", description=__doc__)
     sub = parser.add_subparsers(dest="name", required=True, metavar="{" + ",".join(_benchmarks()) + "}")
     modules = {}
     for name in _benchmarks():
         module = importlib.import_module(f"tools.bench.{name}")
         modules[name] = module
         module.cli(sub.add_parser(name, help=(module.__doc__ or "").strip().splitlines()[0] if module.__doc__ else None))
-    args = parser.parse_args(argv)
+    args = parse_or_exit(parser, argv)
     return int(modules[args.name].run(args) or 0)
 
 

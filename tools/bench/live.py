@@ -21,6 +21,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.cliflags import add_alias
+
 import numpy as np
 
 STAGES = ("capture", "pose", "assemble", "inference", "publish", "capture_to_publish")
@@ -36,7 +38,8 @@ def cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pose-model", default=None)
     parser.add_argument("--modes", default="file,realtime", help="comma list of file, realtime")
     parser.add_argument("--max-frames", type=int, default=None)
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the results as JSON")
+    parser.add_argument("--dump-json", dest="json", default=None, metavar="PATH", help="also write the results as JSON")
+    add_alias(parser, "--json", "--dump-json")
 
 
 def _checkpoint(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:

@@ -1,6 +1,6 @@
 """Model cost per window: parameters, GFLOPs, CPU latency of eager PyTorch vs ONNX Runtime (batch 1).
 
-    python -m tools.bench model [--presets table14 fast] [--repeats 10] [--threads 2] [--json out.json]
+    python -m tools.bench model [--presets table14 fast] [--repeats 10] [--threads 2] [--dump-json out.json]
 
 FLOPs are counted by `torch.utils.flop_counter.FlopCounterMode` on one batch-1 window; it counts a
 multiply-add as 2 FLOPs (FLOPs = 2 x MACs) and only matmul/convolution-like ops (no BN, ReLU, softmax).
@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from core.cliflags import add_alias
+
 PRESETS = ("table13", "table14", "released_kinetics50", "released_ntu", "fast")
 
 
@@ -25,7 +27,8 @@ def cli(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=10, help="timed runs per engine (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads for both engines")
-    parser.add_argument("--json", default=None, metavar="PATH", help="also write the rows as JSON")
+    parser.add_argument("--dump-json", dest="json", default=None, metavar="PATH", help="also write the rows as JSON")
+    add_alias(parser, "--json", "--dump-json")
 
 
 def _median_ms(fn, warmup: int, repeats: int) -> float:

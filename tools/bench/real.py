@@ -71,7 +71,7 @@ def _run_clip(video: Path, args: argparse.Namespace, checkpoint: Path, num_class
 
     jsonl = tmp / f"{video.stem}.jsonl"
     argv = ["--video", str(video), "--checkpoint", str(checkpoint), "--engine", args.engine, "--no-zmq", "--quiet",
-            "--dump-json", str(jsonl), "--topk", str(num_classes)]
+            "--dump-json", str(jsonl), "--top-k", str(num_classes)]
     if args.threshold is not None:
         argv += ["--threshold", str(args.threshold)]
     if args.average is not None:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from core.cliflags import make_parser, parse_or_exit
 from tools.synth.dataset import CATALOGUE, SPLITS, SynthConfig, generate, plan
 
 PRESETS: dict[str, SynthConfig] = {
@@ -38,7 +39,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="python -m tools.synth", description=__doc__.splitlines()[0])
+    ap = make_parser(prog="python -m tools.synth", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="output folder (indexes, classes.txt, videos/, poses/)")
     ap.add_argument("--preset", choices=sorted(PRESETS), default="small")
     ap.add_argument("--seed", type=int, default=0)
@@ -91,7 +92,7 @@ def check_config(cfg: SynthConfig) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_or_exit(build_parser(), argv)
     cfg = config_from_args(args)
     problem = check_config(cfg)
     if problem:

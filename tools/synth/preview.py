@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from core.cliflags import make_parser, parse_or_exit
 from tools.synth.dataset import CATALOGUE
 from tools.synth.render import ClipSpec, render_clip
 
@@ -34,12 +35,12 @@ def grid(classes: int = 10, seed: int = 0, frames: int = 72) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m tools.synth.preview", description=__doc__.splitlines()[0])
+    ap = make_parser(prog="python -m tools.synth.preview", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, required=True, help="PNG path")
     ap.add_argument("--classes", type=int, default=10)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--colors", type=int, default=96, help="palette size of the PNG (keeps it small)")
-    args = ap.parse_args(argv)
+    args = parse_or_exit(ap, argv)
     if not 2 <= args.classes <= len(CATALOGUE):
         print(f"error: --classes must be between 2 and {len(CATALOGUE)}, got {args.classes}", file=sys.stderr)
         return 2

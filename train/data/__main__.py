@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from core.cliflags import make_parser, parse_or_exit
 from core.errors import UserError, report
 
 
@@ -66,7 +67,7 @@ def _bench_decode(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.data", description=__doc__.split("\n")[0])
+    p = make_parser(prog="python -m train.data", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     f = sub.add_parser("folder", help="root/<class>/<video> -> clip index")
     f.add_argument("root")
@@ -97,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     b.add_argument("--frames", type=int, default=8)
     b.add_argument("--tau", type=int, default=8)
     b.add_argument("--repeats", type=int, default=5)
-    args = p.parse_args(argv)
+    args = parse_or_exit(p, argv)
     try:
         if args.cmd == "folder":
             from .folder import build_folder_index

@@ -22,7 +22,7 @@ import torch
 from torch.utils.data import Dataset
 
 from core import preprocess, sampling
-from core.clipindex import Clip, read_clip_index
+from core.clipindex import Clip, check_clip_files, read_clip_index
 from core.posecache import PoseCacheError, PoseTrack, nearest_valid_frames
 from core.clip import ClipBuilder, InputSpec
 from core.skeletons import get_skeleton
@@ -113,8 +113,14 @@ class ClipDataset(Dataset):
         if config.use_pose and config.missing_poses == "error":
             for clip in self.clips:
                 if clip.poses is None:
-                    raise DatasetFormatError(f"{clip.video}: clip has no pose cache (extract poses first, "
+                    raise DatasetFormatError(f"{clip.where}: clip has no pose cache (extract poses first, "
                                              "or set missing_poses='empty')")
+        # every file, before any DataLoader worker starts (a worker's error would lose the path). Pose-only
+        # data reads timing from the cache, so its videos may be absent; a clip without a cache needs its video.
+        check_clip_files(self.clips, videos=config.use_rgb, poses=config.use_pose and config.missing_poses == "error")
+        if not config.use_rgb:
+            check_clip_files([c for c in self.clips if c.poses is None or not c.poses.exists()], videos=True,
+                             poses=False)
 
     def __len__(self) -> int:
         return len(self.clips)

@@ -1,0 +1,28 @@
+"""tools.gate_contribution splits the integrated logits exactly (its numbers in docs/results.md rely on it)."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core.model import build_model
+from tools.gate_contribution import split_logits
+
+DIMS = dict(appearance_width=8, pose_width=8, feature_dim=32, frames=2, tau=8, rgb_size=32, map_size=8,
+            short_side=36)
+
+
+@pytest.mark.parametrize("driver,pose_frames", [("pose", 2), ("pose", 4), ("both", 2), ("appearance", 2)])
+def test_halves_plus_bias_are_the_models_frame_logits(driver, pose_frames):
+    torch.manual_seed(0)
+    model = build_model("fast", class_names=["a", "b", "c"], variant="integral", gate_driver=driver,
+                        pose_frames=pose_frames, pose_tau=16 // pose_frames, **DIMS).eval()
+    for p in model.fusion.parameters():          # a gate far from 0.5 and features of both signs
+        torch.nn.init.normal_(p, std=0.5)
+    rgb = torch.rand(2, 2, 3, 32, 32)
+    pose = torch.rand(2, pose_frames, model.config.num_pose_channels, 8, 8)
+    with torch.no_grad():
+        out = model(rgb, pose)
+        la, lp = split_logits(model, rgb, pose)
+    expected = out.frame_logits.mean(1)
+    torch.testing.assert_close(la + lp + model.head.bias, expected, rtol=1e-5, atol=1e-5)
+    assert la.abs().sum() > 0 and lp.abs().sum() > 0

@@ -1,0 +1,90 @@
+"""How much each stream still steers an IntegralAction model's decision after the gate.
+
+Why: the gate G scales the aligned appearance features before one linear head, and that head is trained
+after the gate, so it can re-amplify whatever G shrinks: a small mean G does not by itself mean that the
+appearance stream has little say. This splits the integrated frame logits exactly,
+``W (G A(f_a)) + W ((1 - G) P(f_p)) + b``, and reports per split the top-1 of each half alone (with the bias),
+of the whole, and each half's spread over classes (its say in the decision).
+
+    .venv/bin/python -m tools.gate_contribution --checkpoint checkpoints/default.pt \\
+        --data runs/synth_default --clips 120
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from core.checkpoint import load_checkpoint
+from core.cliflags import make_parser, parse_or_exit
+from core.errors import UserError, run_main
+
+
+def build_parser():
+    ap = make_parser("python -m tools.gate_contribution", __doc__.split("\n\n")[0])
+    ap.add_argument("--checkpoint", type=Path, default=Path("checkpoints/default.pt"), help="a gated IntegralAction checkpoint")
+    ap.add_argument("--data", type=Path, required=True, help="benchmark folder with test_in.jsonl / test_out.jsonl")
+    ap.add_argument("--clips", type=int, default=120, help="videos per split, evenly spaced (one clip each)")
+    ap.add_argument("--threads", type=int, default=1)
+    return ap
+
+
+def split_logits(model, rgb: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Video-level logits of the appearance half and of the pose half of the integrated head (bias excluded)."""
+    fa, fp = model.forward_features(rgb, pose)
+    k = model.config.pose_factor
+    b, t = fa.shape[:2]
+    if k > 1:
+        fp = fp.reshape(b, fp.shape[1] // k, k, -1).mean(2)
+    fusion = model.fusion
+    fa, fp = fa.reshape(b * t, -1), fp.reshape(b * t, -1)
+    drive = {"pose": fp, "appearance": fa}.get(fusion.driver)
+    g = fusion.gate(torch.cat((fa, fp), dim=-1) if drive is None else drive)
+    w = model.head.weight
+    app = (g * fusion.align_appearance(fa)) @ w.T
+    pose_part = ((1.0 - g) * fusion.align_pose(fp)) @ w.T
+    return app.view(b, t, -1).mean(1), pose_part.view(b, t, -1).mean(1)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from train.cli import open_dataset
+
+    args = parse_or_exit(build_parser(), argv)
+    torch.set_num_threads(args.threads)
+    try:
+        model = load_checkpoint(args.checkpoint)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot load {args.checkpoint}: {exc}") from None
+    if getattr(model, "fusion", None) is None or not hasattr(model.fusion, "gate"):
+        raise UserError(f"{args.checkpoint} has no gated integration (variant {model.config.variant})")
+    model.eval()
+    bias = model.head.bias.detach()
+    for split in ("test_in", "test_out"):
+        index = args.data / f"{split}.jsonl"
+        if not index.is_file():
+            raise UserError(f"{index} not found")
+        ds = open_dataset(index, model.config, "test", 0, 0, n_clips=1)
+        picks = np.unique(np.linspace(0, len(ds) - 1, min(len(ds), args.clips)).astype(int))
+        hits = {"appearance half": 0, "pose half": 0, "whole": 0}
+        spread_a, spread_p = [], []
+        with torch.no_grad():
+            for i in picks:
+                item = ds[int(i)]
+                la, lp = split_logits(model, item["rgb"], item["pose"])
+                y = int(item["label"])
+                hits["appearance half"] += int((la + bias).argmax()) == y
+                hits["pose half"] += int((lp + bias).argmax()) == y
+                hits["whole"] += int((la + lp + bias).argmax()) == y
+                spread_a.append(float(la.std()))
+                spread_p.append(float(lp.std()))
+        n = len(picks)
+        print(f"{split}: {n} videos; top-1 " + ", ".join(f"{k} {100 * v / n:.1f}" for k, v in hits.items())
+              + f"; logit spread over classes: appearance half {np.mean(spread_a):.2f}, pose half {np.mean(spread_p):.2f}"
+              f" (ratio {np.mean(spread_a) / np.mean(spread_p):.2f})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_main(main, "tools.gate_contribution", also=(OSError, ValueError)))
