@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-__all__ = ["frame_step", "clip_indices", "clip_span", "train_clip_start", "test_clip_starts",
+__all__ = ["frame_step", "clip_indices", "clip_span", "frames_needed", "train_clip_start", "test_clip_starts",
            "StreamSampler", "windows_for"]
 
 # tolerance (in source frames) so that ties and float noise resolve identically in both code paths
@@ -57,6 +57,15 @@ def clip_indices(num_frames: int, fps: float, T: int, tau: float, start: float,
     step = frame_step(fps, tau, ref_fps)
     idx = _round_index(start + np.arange(T, dtype=np.float64) * step)
     return np.clip(idx, 0, num_frames - 1)
+
+
+def frames_needed(fps: float, T: int, tau: float, ref_fps: float = 30.0) -> int:
+    """Source frames a video must have for one whole clip starting at frame 0: the last index of
+    `clip_indices` (unclamped) plus one. Why: the live pipeline's first window is exactly that clip
+    (`StreamSampler` reproduces `clip_indices(start=0)`), so a shorter file can never yield a prediction
+    and is refused up front instead of after a long start-up."""
+    span = clip_span(fps, T, tau, ref_fps)
+    return int(clip_indices(int(math.ceil(span)) + 2, fps, T, tau, start=0, ref_fps=ref_fps)[-1]) + 1
 
 
 def train_clip_start(num_frames: int, fps: float, T: int, tau: float, rng: np.random.Generator,

@@ -1,7 +1,7 @@
 """Draw what the recognizer saw and decided onto a BGR frame: skeletons, top labels with score bars,
 and the appearance/pose gate.
 
-Used by the annotated video writer (`realtime.publish`); kept free of I/O so it can also serve a preview
+Used by the annotated video writer (`realtime.stages.video`); kept free of I/O so it can also serve a preview
 window or a notebook. Everything scales with the frame's short side so that a 340x256 clip and a 1080p
 camera both stay legible.
 """
@@ -172,7 +172,9 @@ def draw_status(frame: np.ndarray, message: Mapping) -> np.ndarray:
     font_scale = 0.4 * scale
     text_t = _thickness(scale, 1.0)
     latency = (message.get("latency_ms") or {}).get("capture_to_publish")
-    parts = [f"#{message.get('frame_index', '?')}", f"{message.get('persons', 0)}p"]
+    persons = message.get("persons", 0)
+    persons = len(persons) if isinstance(persons, (list, tuple)) else persons   # a count or per-person entries
+    parts = [f"#{message.get('frame_index', '?')}", f"{persons}p"]
     if isinstance(latency, (int, float)):
         parts.append(f"{latency:.0f}ms")
     text = "  ".join(parts)

@@ -57,6 +57,16 @@ def _positive_float(value: str) -> float:
     return x
 
 
+def _non_negative_float(value: str) -> float:
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}") from None
+    if not x >= 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
+    return x
+
+
 def _probability(value: str) -> float:
     try:
         x = float(value)
@@ -82,7 +92,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"generate (once) a short sample video in {DEMO_VIDEO.parent.name}/ and print its labels")
     src.add_argument("--realtime", action="store_true",
                      help="pace a file at its fps like a camera (drop frames instead of waiting)")
-    src.add_argument("--reconnect", action="store_true", help="reopen a lost camera/stream with back-off")
+    src.add_argument("--reconnect", action="store_true",
+                     help="wait for a camera/stream that is not up yet, and reopen a lost one, with back-off")
+    src.add_argument("--reconnect-timeout", type=_non_negative_float, default=defaults.RECONNECT_TIMEOUT_S,
+                     metavar="SECONDS", help="with --reconnect: give up once unreachable this long (0: never)")
     src.add_argument("--max-frames", type=_positive, metavar="N", help="stop after N source frames")
     CameraSettings.cli(parser)
 
@@ -126,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--topic", default=DEFAULT_TOPIC, help="ZeroMQ topic")
     out.add_argument("--dump-json", nargs="?", const="-", default=None, metavar="PATH",
                      help="write JSON Lines to PATH (stdout when PATH is omitted)")
-    out.add_argument("--output", metavar="PATH", help="write an annotated video (mp4), one frame per prediction")
+    out.add_argument("--output", metavar="PATH",
+                     help="write an annotated video (mp4, H.264): every source frame at the source fps")
     out.add_argument("--quiet", action="store_true", help="no console view or progress lines")
     try:
         from realtime.engines import add_cli as add_engine_cli
@@ -193,6 +207,23 @@ def _configure_pose(args: argparse.Namespace, source_name: str, skeleton: str):
     return backend
 
 
+def _check_clip_length(spec, info, plan, config, ref_fps: float) -> None:
+    """Refuse a file shorter than one prediction window now, before the pose model and engine load (a
+    30-45 s start-up that would end in "0 predictions"). The window rule is `core.sampling`'s, the one
+    the stream sampler follows; the length is the container's frame count. (A --max-frames below a window
+    is the user's own limit, e.g. a smoke run of the start-up, and stays allowed.)"""
+    from core.sampling import frames_needed
+
+    if spec.kind != "file" or info.frame_count is None:
+        return
+    need = frames_needed(info.fps, plan.pose_frames, float(config.pose_tau), ref_fps)
+    have = info.frame_count
+    if have < need:
+        raise UsageError(f"{spec.target} is too short for one prediction: {have} frames at {info.fps:.2f} fps, the "
+                         f"checkpoint's window needs {need} frames ({plan.pose_frames} sampled frames, "
+                         f"tau {float(config.pose_tau):g} at {ref_fps:g} fps)")
+
+
 def make_demo_video(path: Path = DEMO_VIDEO, seconds: float = 6.0, fps: float = 30.0) -> Path:
     """A short synthetic clip (a filled figure doing jumping jacks on a textured wall), made once."""
     if path.exists() and path.stat().st_size > 0:
@@ -238,13 +269,17 @@ def make_demo_video(path: Path = DEMO_VIDEO, seconds: float = 6.0, fps: float = 
     return path
 
 
+def _tell_retry(error: str, waited_s: float) -> None:
+    print(f"{PROG}: {error}; retrying (--reconnect, {waited_s:.0f} s so far)", file=sys.stderr, flush=True)
+
+
 def prepare(args: argparse.Namespace):
     """Validate everything a user can get wrong, in the parent, before any process starts; returns the
     run's `realtime.settings.Settings`."""
     from core.decision import DecisionRule
     from realtime.engines import configure_engine
     from realtime.settings import ModelInfo, OutputOptions, PoseOptions, PredictionOptions, Settings
-    from realtime.sources import make_spec, probe
+    from realtime.sources import make_spec, probe_until_reachable
     from realtime.window import WindowPlan
 
     if args.demo:
@@ -253,8 +288,9 @@ def prepare(args: argparse.Namespace):
         raise UsageError("give a source: --camera N, --video PATH|URL or --demo")
     try:
         spec = make_spec(args.camera, args.video, realtime=args.realtime, reconnect=args.reconnect,
-                         max_frames=args.max_frames, camera_settings=CameraSettings.configure(args))
-        info = probe(spec)
+                         max_frames=args.max_frames, reconnect_timeout=args.reconnect_timeout,
+                         camera_settings=CameraSettings.configure(args))
+        info = probe_until_reachable(spec, on_retry=None if args.quiet else _tell_retry)
     except UserError as exc:
         raise UsageError(one_line(exc)) from None
     checkpoint = Path(args.checkpoint) if args.checkpoint else DEFAULT_CHECKPOINT
@@ -265,9 +301,10 @@ def prepare(args: argparse.Namespace):
     except (TypeError, ValueError) as exc:
         raise UsageError(f"checkpoint {checkpoint} has an invalid decision rule: {exc}") from None
     try:
-        WindowPlan.from_config(config, stride=args.stride)
+        plan = WindowPlan.from_config(config, stride=args.stride)
     except UserError as exc:
         raise UsageError(f"checkpoint {checkpoint} cannot be streamed: {exc}") from None
+    _check_clip_length(spec, info, plan, config, float(args.ref_fps or config.ref_fps))
     backend = _configure_pose(args, spec.name, config.skeleton)
     zmq = None if args.no_zmq else args.zmq
     allow_remote = args.zmq != DEFAULT_ZMQ  # a non-loopback bind only when the user typed it
@@ -327,6 +364,7 @@ def _main(argv: list[str] | None) -> int:
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
         return EXIT_SIGINT
+    from realtime.console import StartupStatus
     from realtime.supervisor import run
 
     if not args.quiet:
@@ -335,14 +373,23 @@ def _main(argv: list[str] | None) -> int:
               f"{', live' if settings.source.live else ''}) -> {settings.model.name}, pose {settings.pose.name}"
               f" x{settings.pose.workers}, engine {settings.engine.name}", file=sys.stderr, flush=True)
     start = time.monotonic()
-    result = run(settings)
+    status = StartupStatus(enabled=not args.quiet, source=settings.source.name)
+    try:
+        result = run(settings, on_event=status.event)
+    finally:
+        status.close()
     if result.message:
         print(f"{PROG}: {'error: ' if result.code not in (0, 130, 143) else ''}{result.message}", file=sys.stderr)
     elif not args.quiet:
         s = result.summary
         published = s.get("published", {}).get("messages", 0)
         frames = s.get("captured", {}).get("frames", 0)
-        print(f"{PROG}: {published} predictions from {frames} frames in {time.monotonic() - start:.1f} s",
+        skipped = s.get("captured", {}).get("skipped_frames", 0)
+        extra = f" ({skipped} undecodable frames skipped)" if skipped else ""
+        video = s.get("video")
+        if video:
+            extra += f", {video['frames']} annotated frames ({video['codec']}) in {video['path']}"
+        print(f"{PROG}: {published} predictions from {frames} frames{extra} in {time.monotonic() - start:.1f} s",
               file=sys.stderr)
     return result.code
 

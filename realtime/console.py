@@ -10,7 +10,15 @@ The stats dict the pipeline passes to `Console.update` (every key optional):
     latency: {stage: {"p50": ms, "p95": ms, ...}}   e.g. `LatencyStats.summary()`
     dropped_frames: int    frames the pipeline skipped to keep up (total)
     zmq_dropped: int       ZeroMQ messages dropped because a subscriber queue was full (total)
+    frames_read: int       source frames read so far
+    frame_count: int       frames in the file (None for a live source): progress and ETA
     source, engine, model: str
+
+Only prediction messages are shown: a message whose ``type`` is anything else (a heartbeat, the end of the
+stream) is ignored; a message without ``type`` is a prediction.
+
+Before the pipeline runs, the parent shows the start-up phases the stages report (`StartupStatus`: loading
+the model, building the engine, warming up), so a 30 s start-up is not a silent one.
 """
 from __future__ import annotations
 
@@ -21,6 +29,9 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+#: what the gate bar means, under every view of it (the video's bar has the same colours' order)
+GATE_LEGEND = "gate G: appearance (RGB stream) share from the left █, pose stream share to the right ░"
+HISTORY = 5               # label changes shown
 LIVE_INTERVAL_S = 0.25    # 4 redraws per second: smooth enough, costs nothing next to inference
 PLAIN_INTERVAL_S = 2.0    # one log line every 2 s: readable in a CI log, not a flood
 
@@ -125,9 +136,48 @@ def _latency_rows(latency: Mapping) -> Iterable[tuple[str, float, float]]:
             yield stage, value[0], value[1]
 
 
+def is_prediction(message: Mapping | None) -> bool:
+    """A prediction message (no ``type``, or ``type`` "prediction"), not a heartbeat or end message."""
+    return message is not None and message.get("type", "prediction") == "prediction"
+
+
+def format_progress(stats: Mapping) -> str | None:
+    """``frame i of N (p%), ETA m:ss`` through a file; None for a live source (no frame count)."""
+    total, done = stats.get("frame_count"), stats.get("frames_read")
+    if not total or done is None:
+        return None
+    done = min(int(done), int(total))
+    text = f"frame {done} of {total} ({100.0 * done / total:.0f}%)"
+    rate = stats.get("in_fps") or 0.0
+    if rate > 0 and done < total:
+        eta = int(round((total - done) / rate))
+        text += f", ETA {eta // 60}:{eta % 60:02d}"
+    return text
+
+
+class LabelHistory:
+    """The last few label changes (stream time, action), newest last: what happened, at a glance."""
+
+    def __init__(self, size: int = HISTORY) -> None:
+        self.entries: deque[tuple[float, str]] = deque(maxlen=size)
+
+    def add(self, message: Mapping) -> None:
+        if not is_prediction(message):
+            return
+        action = str(message["action"])
+        if not self.entries or self.entries[-1][1] != action:
+            self.entries.append((float(message.get("timestamp", 0.0)), action))
+
+    def text(self) -> str:
+        return " → ".join(f"{t:.1f}s {action}" for t, action in self.entries)
+
+
 def format_plain(stats: Mapping, message: Mapping | None) -> str:
-    """One log line: rates, end-to-end latency, drops, the top label and the gate."""
+    """One log line: progress, rates, end-to-end latency, drops, the top label and the gate."""
     parts = [f"in {stats.get('in_fps', 0.0):.1f} fps", f"out {stats.get('out_fps', 0.0):.1f} fps"]
+    progress = format_progress(stats)
+    if progress:
+        parts.insert(0, progress)
     latency = dict((s, (a, b)) for s, a, b in _latency_rows(stats.get("latency") or {}))
     if "capture_to_publish" in latency:
         p50, p95 = latency["capture_to_publish"]
@@ -145,7 +195,7 @@ def format_plain(stats: Mapping, message: Mapping | None) -> str:
     return "[ia-live] " + " | ".join(parts)
 
 
-def render_live(stats: Mapping, message: Mapping | None):
+def render_live(stats: Mapping, message: Mapping | None, history: LabelHistory | None = None):
     """The rich renderable of the live view (separate from Console so it can be tested headless)."""
     from rich.console import Group
     from rich.panel import Panel
@@ -184,7 +234,14 @@ def render_live(stats: Mapping, message: Mapping | None):
                 f"t={message['timestamp']:.2f}s persons {message['persons']}  " + info)
     tables = Table.grid(padding=(0, 3))
     tables.add_row(latency, top)
-    return Panel(Group(head, info, tables, gate_line), title="ia-live", expand=False)
+    lines = [head]
+    progress = format_progress(stats)
+    if progress:
+        lines.append(f"[bold]progress[/] {progress}")
+    lines += [info, tables, gate_line, f"[dim]{GATE_LEGEND}[/]"]
+    if history is not None and history.entries:
+        lines.append(f"[bold]history[/] {history.text()}")
+    return Panel(Group(*lines), title="ia-live", expand=False)
 
 
 class Console:
@@ -199,14 +256,18 @@ class Console:
         self._pending = False
         self._stats: Mapping = {}
         self._message: Mapping | None = None
+        self.history = LabelHistory()
+        self._legend_shown = False
 
     def update(self, stats: Mapping, message: Mapping | None = None) -> None:
-        """Take the newest stats (and the newest message, if any); redraw when the interval is due."""
+        """Take the newest stats (and the newest prediction, if any: other message types are ignored);
+        redraw when the interval is due."""
         if not self.enabled:
             return
         self._stats = stats
-        if message is not None:
+        if is_prediction(message):
             self._message = message
+            self.history.add(message)
         self._pending = True
         now = time.monotonic()
         if now - self._last_render >= self.interval_s:
@@ -218,11 +279,14 @@ class Console:
         if self.live:
             if self._live is None:
                 from rich.live import Live
-                self._live = Live(render_live(self._stats, self._message), auto_refresh=False,
+                self._live = Live(render_live(self._stats, self._message, self.history), auto_refresh=False,
                                   redirect_stdout=False, redirect_stderr=False)
                 self._live.start()
-            self._live.update(render_live(self._stats, self._message), refresh=True)
+            self._live.update(render_live(self._stats, self._message, self.history), refresh=True)
         else:
+            if not self._legend_shown:
+                print(f"[ia-live] {GATE_LEGEND}", file=sys.stderr, flush=True)
+                self._legend_shown = True
             print(format_plain(self._stats, self._message), file=sys.stderr, flush=True)
 
     def close(self) -> None:
@@ -231,6 +295,69 @@ class Console:
             return
         if self._pending:
             self._render()
+        if self._live is not None:
+            self._live.stop()
+            self._live = None
+
+
+def render_startup(phases: Mapping[str, str], source: str = "") -> "object":
+    """The rich renderable of the start-up view: one line per process and what it is doing."""
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    for role, phase in phases.items():
+        table.add_row(role, "[green]ready[/]" if phase == "ready" else f"[yellow]{phase}[/] ...")
+    from rich.panel import Panel
+
+    return Panel(table, title=f"ia-live: starting{' ' + source if source else ''}", expand=False)
+
+
+class StartupStatus:
+    """The parent's view of the start-up: the phases and readiness the stages report (supervisor events
+    ``phase``/``ready``, ended by ``go``), and the run's warnings. A live panel on a terminal (stderr),
+    one plain line per change otherwise; `enabled=False` shows warnings only."""
+
+    def __init__(self, enabled: bool, source: str = "", console=None) -> None:
+        from rich.console import Console as RichConsole
+
+        self.enabled = enabled
+        self.source = source
+        self.phases: dict[str, str] = {}
+        self.console = console or RichConsole(stderr=True)
+        self._live = None
+        self._started = False
+
+    def event(self, kind: str, role: str, payload) -> None:
+        """Feed one supervisor event (`realtime.supervisor.run`'s ``on_event``)."""
+        if kind == "warning":
+            self.console.print(f"ia-live: warning: {payload}", markup=False, highlight=False, soft_wrap=True)
+            return
+        if not self.enabled:
+            return
+        if kind == "go":
+            self._started = True
+            self.close()
+            return
+        if self._started or kind not in ("phase", "ready") or self.phases.get(role) == "ready":
+            return
+        phase = "ready" if kind == "ready" else str(payload)
+        if self.phases.get(role) == phase:
+            return
+        self.phases[role] = phase
+        if self.console.is_terminal:
+            if self._live is None:
+                from rich.live import Live
+
+                self._live = Live(render_startup(self.phases, self.source), console=self.console,
+                                  transient=True, auto_refresh=False)
+                self._live.start()
+            self._live.update(render_startup(self.phases, self.source), refresh=True)
+        else:
+            self.console.print(f"ia-live: {role}: {phase}", markup=False, highlight=False, soft_wrap=True)
+
+    def close(self) -> None:
         if self._live is not None:
             self._live.stop()
             self._live = None

@@ -27,9 +27,13 @@ POSE_WORKERS = 1
 # supervision (realtime.supervisor / realtime.stages)
 POLL_S = 0.2             # children check `stop` and their parent this often while they wait
 STOP_GRACE_S = 1.0       # after `stop`, children get this long before terminate()
+#: shared memory for the annotated video's frames (--output): 256 frames of 340x256, 41 of 1080p
+VIDEO_RING_BYTES = 256 * 1024 * 1024
 WINDOW_SLOTS = 3         # assembled windows in flight: one being inferred, one ready, one being written
 
 # live sources: a stream that jumps by more than this many sampled-frame intervals (and at least GAP_MIN_S
 # seconds) between two frames the pipeline kept has a gap; no window spans one (realtime.flow)
 GAP_TICKS = 4
+# --reconnect: give up once a camera/stream has been unreachable this long, at start-up or later (0: never)
+RECONNECT_TIMEOUT_S = 60.0
 GAP_MIN_S = 1.0

@@ -32,10 +32,6 @@ class FlowPolicy:
         """A free slot from ``free`` once ``room()`` holds; None: drop the item instead."""
         raise NotImplementedError
 
-    def waits_for_publisher(self) -> bool:
-        """Does capture keep ticks the publisher has not drawn yet (``--output``)?"""
-        raise NotImplementedError
-
     def new_segment(self, previous_ts: float | None, timestamp: float, reconnected: bool) -> bool:
         """Does this frame start a new continuous stretch of the stream?"""
         return False
@@ -50,9 +46,6 @@ class BackPressure(FlowPolicy):
     def take_slot(self, child, free: Any, room: Callable[[], bool]) -> int | None:
         child.wait_until(room)
         return child.get(free)
-
-    def waits_for_publisher(self) -> bool:
-        return True
 
 
 class DropStale(FlowPolicy):
@@ -69,9 +62,6 @@ class DropStale(FlowPolicy):
             return free.get_nowait()
         except queue.Empty:
             return None
-
-    def waits_for_publisher(self) -> bool:
-        return False   # a frame the publisher could not draw in time is simply not drawn
 
     def new_segment(self, previous_ts: float | None, timestamp: float, reconnected: bool) -> bool:
         return reconnected or (previous_ts is not None and timestamp - previous_ts > self.gap_s)

@@ -7,6 +7,11 @@ hop, so a stage's inputs and outputs are readable in its signature:
     capture --FrameTask--> pose worker --TickDone--> assembly --WindowTask--> inference --Prediction--> publisher
     capture --StreamEnd (on the TickDone queue)--> assembly
 
+With ``--output``, the annotated-video writer has one queue of its own, fed by three stages: capture sends a
+`VideoFrame` for every source frame (the image in the ``video`` ring), the pose workers a `PoseOverlay` per
+tick, the publisher a `PredictionOverlay` per message; capture and the publisher each end their part with
+`VideoEnd`.
+
 A queue's end is a ``None`` (capture sends one per pose worker on the task queue; assembly and inference
 each send one downstream when their input ended).
 """
@@ -17,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["FrameTask", "TickDone", "StreamEnd", "WindowTask", "Prediction"]
+__all__ = ["FrameTask", "TickDone", "StreamEnd", "WindowTask", "Prediction", "VideoFrame", "PoseOverlay",
+           "PredictionOverlay", "VideoEnd"]
 
 
 @dataclass(frozen=True)
@@ -84,3 +90,45 @@ class Prediction:
     inference_ms: float   # window queued -> engine done
     engine_ms: float      # the engine call alone
     engine: str
+
+
+@dataclass(frozen=True)
+class VideoFrame:
+    """A source frame (every one, not only sampled ones) waiting in ``video``-ring slot ``slot``."""
+
+    slot: int
+    index: int            # source frame index
+    tick: int | None      # its tick when the stream sampler kept it (a pose and maybe a prediction will follow)
+    window_end: bool      # the tick ends a window: a prediction for this frame will follow (files)
+
+
+@dataclass(frozen=True)
+class PoseOverlay:
+    """The persons the pose backend found in source frame ``index`` (source pixels, backend skeleton)."""
+
+    index: int
+    coords: np.ndarray    # (P, J, 2)
+    scores: np.ndarray    # (P, J)
+    skeleton: str
+
+
+@dataclass(frozen=True)
+class PredictionOverlay:
+    """What the video draws of one published message (its window ended at source frame ``index``)."""
+
+    index: int
+    message: dict[str, Any]
+
+    #: the message fields the overlay draws (`realtime.annotate.annotate_frame`); only these travel
+    FIELDS = ("frame_index", "action", "action_score", "topk", "appearance_weight", "persons", "latency_ms")
+
+    @classmethod
+    def of(cls, message: dict[str, Any]) -> "PredictionOverlay":
+        return cls(index=int(message["frame_index"]), message={k: message[k] for k in cls.FIELDS if k in message})
+
+
+@dataclass(frozen=True)
+class VideoEnd:
+    """``who`` ("capture" or "publisher") has sent its last item to the video writer."""
+
+    who: str

@@ -1,4 +1,5 @@
-"""Where predictions go: a ZeroMQ PUB socket, a JSON Lines file (or stdout) and an annotated video.
+"""Where predictions go: a ZeroMQ PUB socket and a JSON Lines file (or stdout). (The annotated video is
+the video writer stage's, `realtime.stages.video`.)
 
 Design goals, in order: never block the pipeline (a slow or absent subscriber costs dropped messages,
 counted, never latency); every sink sees the same bytes (one serialisation per message); nothing queued
@@ -10,17 +11,14 @@ from __future__ import annotations
 import ipaddress
 import sys
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-import numpy as np
 import zmq
 
 from core.errors import UserError
 from realtime import defaults
-from realtime.annotate import annotate_frame
 from realtime.messages import stamp_publish, to_json, validate_message
 
 DEFAULT_ENDPOINT = defaults.ZMQ_ENDPOINT
@@ -184,54 +182,12 @@ class JsonlSink:
             self._stream.close()
 
 
-class VideoSink:
-    """Annotated mp4 (fourcc mp4v), opened on the first frame with that frame's size.
-
-    Frames arrive once per prediction, so fps should be the prediction rate for the video to play at
-    real speed. Later frames of another size are resized to the first one (a container holds one size).
-    """
-
-    def __init__(self, path: str, fps: float) -> None:
-        if fps <= 0:
-            raise PublishError(f"annotated video fps must be > 0, got {fps}")
-        parent = Path(path).parent
-        if not parent.exists():
-            raise PublishError(f"cannot write annotated video {path}: directory {parent} does not exist")
-        self.path = path
-        self.fps = float(fps)
-        self.frames = 0
-        self._writer = None
-        self._size: tuple[int, int] | None = None
-
-    def write(self, frame_bgr: np.ndarray, message: Mapping | None,
-              keypoints: tuple[np.ndarray, np.ndarray, str] | None) -> None:
-        import cv2
-
-        image = annotate_frame(frame_bgr, message, keypoints)
-        if self._writer is None:
-            self._size = (image.shape[1], image.shape[0])
-            self._writer = cv2.VideoWriter(self.path, cv2.VideoWriter_fourcc(*"mp4v"), self.fps, self._size)
-            if not self._writer.isOpened():
-                self._writer = None
-                raise PublishError(f"cannot open annotated video {self.path} for writing (mp4v)")
-        if (image.shape[1], image.shape[0]) != self._size:
-            image = cv2.resize(image, self._size, interpolation=cv2.INTER_AREA)
-        self._writer.write(image)
-        self.frames += 1
-
-    def close(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-            self._writer = None
-
-
 @dataclass
 class PublisherStats:
     """Counters for the console and the pipeline's shutdown summary."""
     published: int = 0
     zmq_sent: int = 0
     zmq_dropped: int = 0
-    video_frames: int = 0
     publish_ms: list[float] = field(default_factory=list)
 
 
@@ -239,22 +195,17 @@ class Publisher:
     """Fan one prediction out to every configured sink; the only object the publisher process needs.
 
     Order per message: fill publish-time latencies, validate, serialise once, write + flush the JSON Lines
-    line, send on ZeroMQ (non-blocking), then draw the video frame (the slowest part, last so it never
-    delays the machine-readable outputs). A message that fails validation raises ValueError: a producer
+    line, send on ZeroMQ (non-blocking). A message that fails validation raises ValueError: a producer
     bug, not something to publish.
     """
 
     def __init__(self, zmq_endpoint: str | None = DEFAULT_ENDPOINT, topic: str = DEFAULT_TOPIC,
-                 jsonl: str | None = None, video_out: str | None = None, *, allow_remote: bool = False,
-                 video_fps: float = 10.0, sndhwm: int = DEFAULT_SNDHWM,
+                 jsonl: str | None = None, *, allow_remote: bool = False, sndhwm: int = DEFAULT_SNDHWM,
                  close_linger_ms: int = DEFAULT_CLOSE_LINGER_MS) -> None:
         self.stats = PublisherStats()
         self.zmq: ZmqSink | None = None
         self.jsonl: JsonlSink | None = None
-        self.video: VideoSink | None = None
         try:
-            if video_out:
-                self.video = VideoSink(video_out, video_fps)
             if jsonl:
                 self.jsonl = JsonlSink(jsonl)
             if zmq_endpoint:
@@ -273,8 +224,7 @@ class Publisher:
         """See `ZmqSink.wait_for_subscriber`; True immediately when ZeroMQ is off."""
         return self.zmq.wait_for_subscriber(timeout_s) if self.zmq else True
 
-    def publish(self, message: dict, frame_bgr: np.ndarray | None = None,
-                keypoints: tuple[np.ndarray, np.ndarray, str] | None = None) -> str:
+    def publish(self, message: dict) -> str:
         """Publish one message (filled in place with publish latencies); returns the JSON line sent."""
         start = time.perf_counter()
         stamp_publish(message)
@@ -287,9 +237,6 @@ class Publisher:
                 self.stats.zmq_sent += 1
             else:
                 self.stats.zmq_dropped += 1
-        if self.video is not None and frame_bgr is not None:
-            self.video.write(frame_bgr, message, keypoints)
-            self.stats.video_frames += 1
         self.stats.published += 1
         self.stats.publish_ms.append((time.perf_counter() - start) * 1000.0)
         if len(self.stats.publish_ms) > 1000:
@@ -298,7 +245,7 @@ class Publisher:
 
     def close(self) -> None:
         """Close every sink; ZeroMQ lingers up to close_linger_ms for queued messages."""
-        for sink in (self.jsonl, self.video, self.zmq):
+        for sink in (self.jsonl, self.zmq):
             if sink is not None:
                 sink.close()
 

@@ -33,6 +33,9 @@ from realtime.camera import CameraSettings
 STREAM_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "http://", "https://", "udp://", "tcp://", "srt://")
 OPEN_TIMEOUT_MS = 5000
 READ_TIMEOUT_MS = 5000
+#: a file whose decoder fails this many frames in a row (and whose container gives no frame count) has ended
+MAX_UNDECODABLE = 64
+BACKOFF_START_S, BACKOFF_MAX_S = 0.5, 8.0
 
 
 class SourceError(UserError, RuntimeError):
@@ -44,8 +47,9 @@ class SourceSpec:
     kind: str                 # "camera" | "file" | "stream"
     target: str               # camera index, path, or URL
     realtime: bool = False    # files only: pace at the file's fps and drop like a camera
-    reconnect: bool = False   # live only: reopen with back-off after a disconnect
+    reconnect: bool = False   # live only: reopen with back-off after a disconnect (and at start-up)
     max_frames: int | None = None
+    reconnect_timeout: float = 0.0   # give up once unreachable this long, s (0: never)
     camera_settings: CameraSettings | None = None   # cameras only: --camera-width/-height/-fps/-fourcc
 
     @property
@@ -76,7 +80,7 @@ class Frame:
 
 
 def make_spec(camera: int | None = None, video: str | None = None, *, realtime: bool = False,
-              reconnect: bool = False, max_frames: int | None = None,
+              reconnect: bool = False, max_frames: int | None = None, reconnect_timeout: float = 0.0,
               camera_settings: CameraSettings | None = None) -> SourceSpec:
     if (camera is None) == (video is None):
         raise SourceError("give exactly one of --camera N or --video PATH|URL")
@@ -84,10 +88,11 @@ def make_spec(camera: int | None = None, video: str | None = None, *, realtime: 
         if camera < 0:
             raise SourceError(f"camera index must be >= 0, got {camera}")
         return SourceSpec("camera", str(camera), realtime=True, reconnect=reconnect, max_frames=max_frames,
-                          camera_settings=camera_settings)
+                          reconnect_timeout=reconnect_timeout, camera_settings=camera_settings)
     assert video is not None
     if video.lower().startswith(STREAM_SCHEMES):
-        return SourceSpec("stream", video, realtime=True, reconnect=reconnect, max_frames=max_frames)
+        return SourceSpec("stream", video, realtime=True, reconnect=reconnect, max_frames=max_frames,
+                          reconnect_timeout=reconnect_timeout)
     return SourceSpec("file", video, realtime=realtime, reconnect=False, max_frames=max_frames)
 
 
@@ -143,6 +148,29 @@ def probe(spec: SourceSpec) -> SourceInfo:
         cap.release()
 
 
+def probe_until_reachable(spec: SourceSpec, on_retry=None, sleep=time.sleep) -> SourceInfo:
+    """`probe`, retried with back-off while a live source with ``--reconnect`` is unreachable (a camera or
+    stream that comes up after `ia-live`), for up to ``spec.reconnect_timeout`` seconds (0: forever).
+    ``on_retry(error, waited_s)`` is told of each failed try; the last error, with how long it was tried,
+    ends it."""
+    if not (spec.live and spec.reconnect) or spec.kind == "file":
+        return probe(spec)
+    start = time.monotonic()
+    delay = BACKOFF_START_S
+    while True:
+        try:
+            return probe(spec)
+        except SourceError as exc:
+            waited = time.monotonic() - start
+            if spec.reconnect_timeout and waited + delay > spec.reconnect_timeout:
+                raise SourceError(f"{exc} (retried for {waited:.0f} s; --reconnect-timeout "
+                                  f"{spec.reconnect_timeout:g})") from None
+            if on_retry is not None:
+                on_retry(str(exc), waited)
+        sleep(delay)
+        delay = min(delay * 2, BACKOFF_MAX_S)
+
+
 class FrameSource:
     """Iterates frames of one source; reopens live sources with back-off when `spec.reconnect`.
 
@@ -150,10 +178,10 @@ class FrameSource:
     pacing and reconnect back-off never delay shutdown.
     """
 
-    BACKOFF_START = 0.5
-    BACKOFF_MAX = 8.0
+    BACKOFF_START = BACKOFF_START_S
+    BACKOFF_MAX = BACKOFF_MAX_S
 
-    def __init__(self, spec: SourceSpec, info: SourceInfo, stop=lambda: False):
+    def __init__(self, spec: SourceSpec, info: SourceInfo, stop=lambda: False, warn=None):
         self.spec = spec
         self.info = info
         self._stop = stop
@@ -162,6 +190,8 @@ class FrameSource:
         self._t0_wall: float | None = None
         self.reconnects = 0
         self.error: str | None = None   # why a live source ended, if it did not end normally
+        self.skipped = 0                # undecodable frames of a file read past (a damaged byte range)
+        self._warn = warn               # warn(text): told once, at the first undecodable frame
 
     def open(self) -> None:
         self._cap = _open_capture(self.spec)
@@ -192,12 +222,18 @@ class FrameSource:
         return _describe(self.spec)
 
     def reopen(self) -> bool:
-        """Reopen with back-off until it works (True) or `stop` (False)."""
+        """Reopen with back-off until it works (True), or `stop` or ``spec.reconnect_timeout`` (False;
+        `error` says which)."""
         return self._reopen()
 
     def _reopen(self) -> bool:
         delay = self.BACKOFF_START
+        start = time.monotonic()
         while not self._stop():
+            if self.spec.reconnect_timeout and time.monotonic() - start >= self.spec.reconnect_timeout:
+                self.error = (f"{_describe(self.spec)} unreachable for {self.spec.reconnect_timeout:g} s "
+                              f"(--reconnect-timeout)")
+                return False
             self.close()
             self._sleep_until(time.monotonic() + delay)
             if self._stop():
@@ -210,6 +246,28 @@ class FrameSource:
             cap.release()
             delay = min(delay * 2, self.BACKOFF_MAX)
         return False
+
+    def _read_past_damage(self) -> np.ndarray | None:
+        """After a failed read of a file: read on, so that a damaged byte range costs its own frames and not
+        the rest of the video. Ends (None) once every frame the container claims is accounted for, or after
+        `MAX_UNDECODABLE` failures in a row. Skipped frames keep their indices (timestamps stay media time)."""
+        failures = 1
+        count = self.info.frame_count
+        while not self._stop():
+            if count is not None and self._index + failures >= count:
+                return None
+            if failures >= MAX_UNDECODABLE:
+                return None
+            ok, image = self._cap.read()
+            if ok and image is not None:
+                if not self.skipped and self._warn is not None:
+                    self._warn(f"{self.spec.target}: undecodable data after frame {self._index - 1}; "
+                               f"reading on (skipped frames are counted)")
+                self.skipped += failures
+                self._index += failures
+                return image
+            failures += 1
+        return None
 
     def read(self) -> Frame | None:
         """The next frame, or None at the end (end of file, max_frames, stop, or a lost live source)."""
@@ -226,7 +284,10 @@ class FrameSource:
             if ok and image is not None:
                 break
             if self.spec.kind == "file":
-                return None
+                image = self._read_past_damage()
+                if image is None:
+                    return None
+                break
             if not self.spec.reconnect:
                 self.error = f"{_describe(self.spec)} stopped delivering frames"
                 return None

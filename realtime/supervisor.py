@@ -32,9 +32,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 
 from core.errors import EXIT_FAILED, EXIT_OK, EXIT_SIGINT, EXIT_SIGTERM, UserError, one_line
-from realtime.defaults import STOP_GRACE_S, WINDOW_SLOTS
+from realtime.defaults import STOP_GRACE_S, VIDEO_RING_BYTES, WINDOW_SLOTS
 from realtime.shm_ring import ShmRing, reclaim_stale, segment_prefix, unique_name
-from realtime.stages import assemble, capture, infer, pose, publish
+from realtime.stages import assemble, capture, infer, pose, publish, video
 from realtime.stages.child import Channels, child_main
 
 __all__ = ["RunResult", "ring_layout", "run"]
@@ -72,9 +72,15 @@ def ring_layout(s) -> dict[str, tuple[int, tuple[int, ...], str]]:
         "win_rgb": (WINDOW_SLOTS, (plan.frames, 3, size, size), "float32"),
         "win_pose": (WINDOW_SLOTS, (plan.pose_frames, channels, msize, msize), "float32"),
     }
-    if s.output.video_out:
-        layout["display"] = (tick_slots, frame_shape, "uint8")
+    if s.output.video_out:   # every source frame, for the annotated video (`realtime.stages.video`)
+        layout["video"] = (video_slots(frame_shape), frame_shape, "uint8")
     return layout
+
+
+def video_slots(frame_shape: tuple[int, ...]) -> int:
+    """Slots of the ``video`` ring: as many frames as `VIDEO_RING_BYTES` holds (4 to 256). For a file they
+    are how far capture may run ahead of the last prediction (more slots: more overlap between stages)."""
+    return int(min(256, max(4, VIDEO_RING_BYTES // int(np.prod(frame_shape)))))
 
 
 def run(s, on_event: Callable[[str, str, Any], None] | None = None) -> RunResult:
@@ -108,6 +114,8 @@ def run(s, on_event: Callable[[str, str, Any], None] | None = None) -> RunResult
             ("publisher", publish.run, (s,)), ("inference", infer.run, (s, checkpoint.path, checkpoint.sha256)),
             ("assembly", assemble.run, (s,))]
         roles += [(f"pose worker {i}", pose.run, (s, i)) for i in range(s.pose.workers)]
+        if s.output.video_out:
+            roles.append(("video writer", video.run, (s,)))
         roles.append(("capture", capture.run, (s,)))
         with _sigint_blocked():  # inherited through exec: children start with SIGINT blocked
             for role, target, args in roles:
@@ -118,6 +126,8 @@ def run(s, on_event: Callable[[str, str, Any], None] | None = None) -> RunResult
         return _supervise(channels, procs, flag, summary, on_event)
     except UserError as exc:   # e.g. the checkpoint file vanished since it was validated
         return RunResult(exc.code, one_line(exc), summary)
+    except OSError as exc:     # shared memory or processes refused (a full /dev/shm, a file-size limit)
+        return RunResult(EXIT_FAILED, f"cannot set up the pipeline: {exc.strerror or one_line(exc)}", summary)
     except KeyboardInterrupt:
         return RunResult(EXIT_SIGINT, "interrupted", summary)
     finally:

@@ -4,8 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.sampling import (StreamSampler, clip_indices, frame_step, test_clip_starts as clip_starts_for_test,
-                           train_clip_start, windows_for)
+from core.sampling import (StreamSampler, clip_indices, frame_step, frames_needed,
+                           test_clip_starts as clip_starts_for_test, train_clip_start, windows_for)
 
 
 def test_clip_indices_by_time():
@@ -95,3 +95,17 @@ def test_windows_for():
     assert [windows_for(n, 8, 4) for n in (7, 8, 11, 12, 16)] == [0, 1, 1, 2, 3]
     with pytest.raises(ValueError):
         windows_for(10, 8, 0)
+
+
+@pytest.mark.parametrize("fps,T,tau", [(30, 8, 8), (25, 8, 8), (28.05, 4, 16), (60, 16, 2), (10, 8, 8), (30, 1, 8)])
+def test_frames_needed_is_the_stream_samplers_first_window(fps, T, tau):
+    """A file of `frames_needed` frames gives the sampler exactly T frames (one window), one frame less
+    gives T - 1: the live pipeline's "too short for one prediction" check and its sampler agree."""
+    need = frames_needed(fps, T, tau)
+
+    def sampled(n: int) -> int:
+        sampler = StreamSampler(fps, tau)
+        return sum(sampler(i) for i in range(n))
+
+    assert sampled(need) == T
+    assert sampled(need - 1) == T - 1

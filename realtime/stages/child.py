@@ -26,7 +26,8 @@ from realtime.shm_ring import RingSpec
 __all__ = ["COUNTERS", "Channels", "Child", "PipelineError", "Stopped", "child_main", "set_threads"]
 
 #: shared counters, reported in every message (`realtime.messages`)
-COUNTERS = ("frames_read", "dropped_frames", "dropped_windows", "gaps", "reconnects")
+COUNTERS = ("frames_read", "dropped_frames", "dropped_windows", "gaps", "reconnects", "skipped_frames",
+            "video_dropped")
 
 
 class PipelineError(UserError):
@@ -48,21 +49,22 @@ class Channels:
     events: Any               # SimpleQueue of (kind, role, payload) to the supervisor (no feeder thread to lose)
     counters: Any             # Array('q') indexed like COUNTERS
     release_tick: Any         # Value('q'): oldest tick assembly still needs
-    pub_next: Any             # Value('q'): oldest tick the publisher still needs (--output)
     tasks: Any                # FrameTask  capture -> pose workers
     free_raw: Any             # raw ring slots free for capture
     done: Any                 # TickDone / StreamEnd  pose workers, capture -> assembly
     free_win: Any             # window ring slots free for assembly
     windows: Any              # WindowTask  assembly -> inference
     results: Any              # Prediction  inference -> publisher
+    video: Any                # VideoFrame / PoseOverlay / PredictionOverlay / VideoEnd -> video writer (--output)
+    free_video: Any           # video ring slots free for capture
     rings: dict[str, RingSpec] = field(default_factory=dict)
 
     @classmethod
     def create(cls, ctx) -> "Channels":
         return cls(stop=ctx.Event(), go=ctx.Event(), events=ctx.SimpleQueue(),
                    counters=ctx.Array("q", len(COUNTERS)), release_tick=ctx.Value("q", 0, lock=False),
-                   pub_next=ctx.Value("q", 0, lock=False), tasks=ctx.Queue(), free_raw=ctx.Queue(),
-                   done=ctx.Queue(), free_win=ctx.Queue(), windows=ctx.Queue(), results=ctx.Queue())
+                   tasks=ctx.Queue(), free_raw=ctx.Queue(), done=ctx.Queue(), free_win=ctx.Queue(),
+                   windows=ctx.Queue(), results=ctx.Queue(), video=ctx.Queue(), free_video=ctx.Queue())
 
     def count(self, name: str, n: int = 1) -> None:
         i = COUNTERS.index(name)
@@ -158,7 +160,8 @@ def _die_with_parent() -> None:
 
 def _name_process(role: str) -> None:
     """Show the role in `ps`/`top` (Linux `comm`, 15 bytes): `ia-live:pose0`, `ia-live:infer`, ..."""
-    short = {"publisher": "pub", "inference": "infer", "assembly": "asm", "capture": "capture"}
+    short = {"publisher": "pub", "inference": "infer", "assembly": "asm", "capture": "capture",
+             "video writer": "video"}
     name = "ia-live:" + short.get(role, role.replace("pose worker ", "pose"))
     try:
         with open("/proc/self/comm", "w") as fh:

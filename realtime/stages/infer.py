@@ -35,7 +35,9 @@ def run(child: Child, s, path: str, sha256: str) -> None:
     checkpoint = CheckpointBlob(path=path, data=ring.read(0).tobytes(), sha256=sha256)
     ring.close()
     try:
+        child.event("phase", "loading the model")
         model = checkpoint.model()
+        child.event("phase", "building the engine (export / compile)")
         engine = s.engine.create(model, checkpoint)
     except (EngineError, ValueError) as exc:
         raise PipelineError(one_line(exc), EXIT_USAGE) from None
@@ -44,6 +46,7 @@ def run(child: Child, s, path: str, sha256: str) -> None:
     win_pose = ShmRing.attach(ch.rings["win_pose"])
     rgb = np.zeros((1, *win_rgb.spec.shape), np.float32)
     pose = np.zeros((1, *win_pose.spec.shape), np.float32)
+    child.event("phase", "warming up")
     engine(rgb, pose)  # warm-up: first-call allocations and kernel selection are not a prediction's latency
     averager = ProbAverager(s.prediction.average)
     rule = s.model.decision

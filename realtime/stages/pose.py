@@ -15,7 +15,7 @@ import numpy as np
 
 from core.clip import ClipBuilder, InputSpec
 from core.skeletons import get_skeleton
-from realtime.items import FrameTask, TickDone
+from realtime.items import FrameTask, PoseOverlay, TickDone
 from realtime.shm_ring import ShmRing
 from realtime.stages.child import Child, set_threads
 from realtime.window import WindowPlan
@@ -28,7 +28,7 @@ def run(child: Child, s, worker: int) -> None:
     raw = ShmRing.attach(ch.rings["raw"])
     rgb_ring = ShmRing.attach(ch.rings["rgb"])
     kp_ring = ShmRing.attach(ch.rings["keypoints"])
-    display = ShmRing.attach(ch.rings["display"]) if "display" in ch.rings else None
+    video = "video" in ch.rings   # --output: the annotated video draws every tick's persons
     backend = s.pose.backend   # configured in the parent; opens its runtime (a session) on first use
     builder = ClipBuilder(InputSpec.from_config(s.config), s.info.height, s.info.width)
     joints = get_skeleton(backend.skeleton).num_joints
@@ -42,13 +42,13 @@ def run(child: Child, s, worker: int) -> None:
             raw.read(task.tick, out=frame, slot=task.slot)
             ch.free_raw.put(task.slot)
             window_end = plan.is_window_end(task.tick)
-            if display is not None and window_end:
-                display.write(task.tick, frame)
             if plan.needs_rgb(task.tick):
                 rgb_ring.write(task.tick, builder.crop_frame(frame))
             coords, scores = backend(frame, task.index)
             coords = np.asarray(coords, np.float32).reshape(-1, joints, 2)
             scores = np.asarray(scores, np.float32).reshape(-1, joints)
+            if video:
+                ch.video.put(PoseOverlay(index=task.index, coords=coords, scores=scores, skeleton=backend.skeleton))
             selected_c, selected_s = builder.keypoints(coords[None], scores[None], backend.skeleton)
             view = kp_ring.begin_write(task.tick)
             view.fill(0.0)
@@ -62,6 +62,5 @@ def run(child: Child, s, worker: int) -> None:
                                  keypoints=(coords, scores, backend.skeleton) if window_end else None))
     finally:
         backend.close()
-        for ring in (raw, rgb_ring, kp_ring, display):
-            if ring is not None:
-                ring.close()
+        for ring in (raw, rgb_ring, kp_ring):
+            ring.close()

@@ -1,4 +1,4 @@
-"""Publisher: predictions -> messages -> ZeroMQ, JSON Lines, annotated video, console.
+"""Publisher: predictions -> messages -> ZeroMQ, JSON Lines, console (and the video writer's overlay).
 
 The message is built here (`realtime.messages.build_message`) with the run's counters at publish time
 (frames and windows dropped, gaps, reconnects). Live, a publisher that fell behind (a stdout reader that
@@ -10,15 +10,12 @@ from __future__ import annotations
 import math
 import time
 
-import numpy as np
-
 from core.errors import EXIT_OK, EXIT_USAGE, one_line
 from realtime.console import Console, CounterRate, LatencyStats, RateMeter
 from realtime.flow import flow_for
-from realtime.items import Prediction
+from realtime.items import Prediction, PredictionOverlay, VideoEnd
 from realtime.messages import build_message
 from realtime.publish import Publisher
-from realtime.shm_ring import RingError, ShmRing
 from realtime.stages.child import Child, PipelineError, set_threads
 
 
@@ -35,16 +32,21 @@ def message_of(p: Prediction, s, counters) -> dict:
         gaps=counters.value("gaps"), reconnects=counters.value("reconnects"), engine=p.engine, model=s.model.name)
 
 
+def total_frames(s) -> int | None:
+    """Frames the run will read (progress and ETA on the console): a file's count, capped by --max-frames."""
+    count = s.info.frame_count
+    if s.source.kind != "file" or count is None:
+        return None
+    return min(count, s.source.max_frames or count)
+
+
 def run(child: Child, s) -> None:
     set_threads(1)
     ch = child.ch
     out = s.output
-    display = ShmRing.attach(ch.rings["display"]) if "display" in ch.rings else None
-    frame = np.empty(display.spec.shape, dtype=display.spec.dtype) if display is not None else None
-    prediction_fps = float(s.prediction.ref_fps) / (float(s.config.tau) * s.prediction.stride)
+    video = "video" in ch.rings   # --output: the video writer draws what was published
     try:
-        publisher = Publisher(out.zmq, out.topic, out.jsonl, out.video_out, video_fps=prediction_fps,
-                              allow_remote=out.zmq_allow_remote)
+        publisher = Publisher(out.zmq, out.topic, out.jsonl, allow_remote=out.zmq_allow_remote)
     except Exception as exc:  # noqa: BLE001 - bind errors, unwritable paths
         raise PipelineError(one_line(exc), EXIT_USAGE) from None
     # stdout carries JSON Lines or --demo's label lines: the live view must not draw over them
@@ -60,21 +62,16 @@ def run(child: Child, s) -> None:
             if item is None:
                 break
             message = message_of(item, s, ch)
-            image = None
-            if display is not None:
-                try:
-                    image = display.read(item.window.last.tick, out=frame)
-                except RingError:
-                    image = None   # live: the frame was reused before we got to it
-                ch.pub_next.value = item.window.last.tick + 1
             try:
-                publisher.publish(message, image, item.window.last.keypoints)
+                publisher.publish(message)
             except Exception as exc:  # noqa: BLE001
                 if isinstance(exc.__context__, BrokenPipeError) or isinstance(exc, BrokenPipeError):
                     # `ia-live --dump-json | head`: the reader left; end quietly like any Unix filter
                     raise PipelineError("JSON Lines reader closed the pipe", EXIT_OK) from None
                 raise
             published += 1
+            if video:
+                ch.video.put(PredictionOverlay.of(message))
             if out.print_labels:
                 labels = "  ".join(f"{e['label']} {e['score']:.2f}" for e in message["topk"][:3])
                 print(f"{message['timestamp']:7.2f}s  frame {message['frame_index']:5d}  "
@@ -87,14 +84,13 @@ def run(child: Child, s) -> None:
                 "latency": stats.summary(), "dropped_frames": message["dropped_frames"],
                 "zmq_dropped": publisher.stats.zmq_dropped, "source": s.source.name,
                 "engine": message["engine"], "model": s.model.name,
+                "frames_read": ch.value("frames_read"), "frame_count": total_frames(s),
             }, message)
-        if display is not None:
-            ch.pub_next.value = 1 << 62
         child.event("published", {"messages": published, "skipped": results.skipped,
                                   "zmq_dropped": publisher.stats.zmq_dropped, "latency": stats.summary(),
                                   "engine_ms": engine_ms.summary().get("engine"), "at": time.time()})
     finally:
         console.close()
         publisher.close()
-        if display is not None:
-            display.close()
+        if video:
+            ch.video.put(VideoEnd("publisher"))
