@@ -205,7 +205,7 @@ class Console:
         if not self.enabled:
             return
         self._stats = stats
-        if message is not None:
+        if message is not None and message.get("type", "prediction") == "prediction":   # not heartbeat/end
             self._message = message
         self._pending = True
         now = time.monotonic()

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import (REPO, SHM, alive, children_of, ia_live_cmd, ia_live_env, movenet_path, ring_segments_of,
-                      segments_of)
+                      read_messages, segments_of)
 
 
 @pytest.fixture(scope="module")
@@ -185,11 +185,9 @@ def test_signal_shuts_down_cleanly(signum, code, text, shared, checkpoint, tmp_p
     _assert_one_line_error(proc, stderr, code, text)
     assert elapsed < 2.0, f"shutdown took {elapsed:.2f} s"
     _assert_clean(proc.pid, kids)
-    # what was published before the signal is complete JSON Lines
-    import json
-
-    for line in out.read_text().splitlines():
-        json.loads(line)
+    # what was published before the signal is complete JSON Lines, ending with the end message
+    messages = read_messages(out, types=None)
+    assert messages[-1]["type"] == "end" and messages[-1]["reason"] == "stopped", messages[-1]
 
 
 def test_killed_parent_takes_children_along(shared, checkpoint, tmp_path):

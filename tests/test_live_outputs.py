@@ -20,7 +20,7 @@ import zmq
 from conftest import REPO, shared_path
 from realtime.annotate import annotate_frame, skeleton_bones
 from realtime.console import Console, LatencyStats, RateMeter, format_plain
-from realtime.messages import (KEYS, LATENCY_KEYS, build_message, from_json, stamp_publish, to_json,
+from realtime.messages import (KEYS, LATENCY_KEYS, build_message, from_json, person_entry, stamp_publish, to_json,
                                topk_from_probs, validate_message)
 from core.decision import DecisionRule
 from realtime.publish import Publisher, PublishError, ZmqSink, check_endpoint
@@ -42,6 +42,7 @@ def make_message(seq: int = 0, *, wall_time: float | None = None, probs=None, ga
         window=frames, latency_ms={"capture": 1.5, "pose": 18.25, "assemble": 0.75, "inference": 41.0},
         dropped_frames=seq // 10, engine="torch", model="random.pt",
         wall_time=time.time() if wall_time is None else wall_time,
+        people=[person_entry(i, rng.uniform(0, 300, (17, 2)), rng.uniform(0, 1, 17)) for i in range(2)],
     )
 
 
@@ -101,7 +102,7 @@ def test_build_message_converts_pipeline_values():
     assert tuples["topk"] == [{"label": "drinking", "index": 1, "score": 0.6}]
 
 
-def _fields(message: dict) -> dict:
+    return {k: v for k, v in message.items() if k not in ("schema", "type")}
     return {k: v for k, v in message.items() if k != "schema"}
 
 
