@@ -102,8 +102,8 @@ def test_build_message_converts_pipeline_values():
     assert tuples["topk"] == [{"label": "drinking", "index": 1, "score": 0.6}]
 
 
+def _fields(message: dict) -> dict:
     return {k: v for k, v in message.items() if k not in ("schema", "type")}
-    return {k: v for k, v in message.items() if k != "schema"}
 
 
 def test_topk_from_probs_checks_names():
