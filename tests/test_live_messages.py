@@ -132,7 +132,8 @@ def test_docs_name_every_schema_field():
     names = set()
     for kind in ("prediction", "heartbeat", "end"):
         names |= fields(schema["$defs"][kind])
-    missing = sorted(n for n in names if f"`{n}`" not in doc)
+    # an object is documented through its fields (`latency_ms.capture`, ...)
+    missing = sorted(n for n in names if not any(f"`{n}{end}" in doc for end in ("`", ".", "[].")))
     assert not missing, f"docs/messages.md does not document {missing}"
 
 
