@@ -66,19 +66,34 @@ def run(child: Child, s) -> None:
     published = 0
     last_seq: int | None = None
 
-    def end(reason: str, error: str | None) -> None:
-        """The run's last message; best effort (the sink that failed may be the reason the run ends)."""
-        message = build_end(source=s.source.name, reason=reason, error=error, predictions=published,
-                            frames=ch.value("frames_read"), dropped_frames=ch.value("dropped_frames"),
-                            dropped_windows=ch.value("dropped_windows"))
-        for _ in range(2):     # a JSON Lines failure marks the file failed; the retry still reaches ZeroMQ
-            try:
-                publisher.publish(message)
-                return
-            except PublishError:
-                continue
-            except Exception:  # noqa: BLE001 - never mask the reason the run is ending
-                return
+    ended = False
+
+    def end(reason: str, error: str | None) -> PublishError | None:
+        """Publish the run's last message (once). Best effort: the sink that failed may be why the run ends.
+        A JSON Lines file that fails on this very line gets nothing more; ZeroMQ then hears an `error` end
+        instead, and the failure is returned for the caller to raise."""
+        nonlocal ended
+        if ended:
+            return None
+        ended = True
+
+        def message(reason: str, error: str | None) -> dict:
+            return build_end(source=s.source.name, reason=reason, error=error, predictions=published,
+                             frames=ch.value("frames_read"), dropped_frames=ch.value("dropped_frames"),
+                             dropped_windows=ch.value("dropped_windows"))
+
+        try:
+            publisher.publish(message(reason, error))
+            return None
+        except PublishError as exc:
+            failure = exc
+        except Exception:  # noqa: BLE001 - never mask the reason the run is ending
+            return None
+        try:
+            publisher.publish(message("error", one_line(failure)))   # the file is marked failed: ZeroMQ only
+        except Exception:  # noqa: BLE001
+            pass
+        return failure
 
     try:
         if out.wait_subscribers:
@@ -134,7 +149,9 @@ def run(child: Child, s) -> None:
             }, message)
         if display is not None:
             ch.pub_next.value = 1 << 62
-        end("end_of_stream" if s.source.live else "end_of_file", None)
+        failure = end("end_of_stream" if s.source.live else "end_of_file", None)
+        if failure is not None:
+            raise failure
         child.event("published", {"messages": published, "skipped": results.skipped,
                                   "zmq_dropped": publisher.stats.zmq_dropped, "latency": stats.summary(),
                                   "engine_ms": engine_ms.summary().get("engine"), "at": time.time()})
