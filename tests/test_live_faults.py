@@ -168,6 +168,9 @@ def test_killed_pose_worker_ends_pipeline(shared, checkpoint, tmp_path):
     elapsed = time.monotonic() - start
     stderr = proc.stderr.read()
     _assert_one_line_error(proc, stderr, 1, "pose worker 0 process died (signal 9)")
+    end = read_messages(tmp_path / "out.jsonl", types=None)[-1]   # the file still ends with the reason
+    assert end["type"] == "end" and end["reason"] == "error", end
+    assert end["error"] == "pose worker 0 process died (signal 9)", end
     assert elapsed < 2.0, f"pipeline took {elapsed:.2f} s to stop after a worker died"
     _assert_clean(proc.pid, kids)
 

@@ -58,12 +58,11 @@ def _read_until(proc: subprocess.Popen, out: Path, count: int, timeout: float = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if out.exists():
-            lines = out.read_text().splitlines()
-            if lines:
-                messages = [check_message(line) for line in lines]
-                predictions = [m for m in messages if m["type"] == "prediction"]
-                if len(predictions) >= count:
-                    return predictions[:count]
+            text = out.read_text()
+            lines = text[:text.rfind("\n") + 1].splitlines()   # complete lines only: the run is writing
+            predictions = [m for m in map(check_message, lines) if m["type"] == "prediction"]
+            if len(predictions) >= count:
+                return predictions[:count]
         if proc.poll() is not None:
             pytest.fail(f"ia-live ended early ({proc.returncode}): {proc.stderr.read()}")
         time.sleep(0.05)
@@ -265,3 +264,17 @@ def test_reconnect_starts_a_new_window(tmp_path, random_checkpoint):
     assert not mixed, f"windows mix frames from both connections: {mixed[:2]}"
     assert any(m["frame_index"] >= per_connection for m in messages), "no prediction after the reconnect"
     assert messages[-1]["reconnects"] == 1 and messages[-1]["gaps"] >= 1
+
+
+def test_lost_stream_ends_with_source_lost(tmp_path, random_checkpoint):
+    """Without --reconnect, a camera that hangs up ends the run: exit 1, one line, and an `end` message
+    (the last line of the file) whose reason says the source was lost."""
+    out = tmp_path / "out.jsonl"
+    with MjpegServer(fps=15.0, per_connection=90) as server:
+        proc = subprocess.run(ia_live_cmd(_args(server.url, random_checkpoint, "--dump-json", str(out))), cwd=REPO,
+                              env=ia_live_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 1, proc.stderr
+    assert "stopped delivering frames" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    end = read_messages(out, types=None)[-1]
+    assert end["type"] == "end" and end["reason"] == "source_lost", end
+    assert "stopped delivering frames" in end["error"] and end["frames"] >= 1
