@@ -80,7 +80,7 @@ class ZmqSink:
     The socket is an XPUB (a PUB that also sees its subscribers' subscriptions; SUB sockets cannot tell
     the difference). That buys two things a plain PUB cannot give: XPUB_NODROP makes a full queue raise
     zmq.Again on send, so drops are *counted* instead of silently vanishing, and `wait_for_subscriber`
-    lets a caller (tests, `--zmq-wait`) hold the first message until someone is listening, the usual
+    lets a caller (tests, `--wait-subscribers`) hold the first message until N subscribers listen, the usual
     PUB/SUB slow-joiner problem. Trade-off of NODROP: while any one subscriber's queue is full, the
     message is dropped for every subscriber (the alternative is unbounded lag or uncounted loss).
     """
@@ -274,7 +274,9 @@ class PublisherStats:
 
 
 class Publisher:
-    """Fan one prediction out to every configured sink; the only object the publisher process needs.
+    """Fan each message out to the configured sinks; the only object the publisher process needs.
+
+    Predictions go everywhere, heartbeats to ZeroMQ only, the end message to ZeroMQ and JSON Lines (`publish`).
 
     Order per message: fill publish-time latencies, validate, serialise once, write + flush the JSON Lines
     line, send on ZeroMQ (non-blocking), then draw the video frame (the slowest part, last so it never
