@@ -118,13 +118,13 @@ def run(s, on_event: Callable[[str, str, Any], None] | None = None) -> RunResult
                 procs.append((role, proc))
         result = _supervise(channels, procs, flag, summary, on_event, s.source.live)
         # before teardown sets `stop`: the publisher's last message says why the run ended
-        channels.set_outcome(result.reason, result.message if result.code != EXIT_OK else None)
+        channels.set_outcome(result.reason, result.message if result.reason in ("error", "source_lost") else None)
         return result
     except UserError as exc:   # e.g. the checkpoint file vanished since it was validated
         return RunResult(exc.code, one_line(exc), summary)
     except KeyboardInterrupt:
         if channels is not None:
-            channels.set_outcome("stopped", "interrupted")
+            channels.set_outcome("stopped")
         return RunResult(EXIT_SIGINT, "interrupted", summary, reason="stopped")
     finally:
         _teardown(procs, channels)
