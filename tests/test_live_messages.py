@@ -398,3 +398,23 @@ def test_two_people_tracked_heartbeats_end_and_subscribers(shared, checkpoint, t
     top_two = sorted(counts.values(), reverse=True)[:2]
     assert top_two[0] >= 0.6 * len(with_people), f"no track id persists: {counts}"
     assert len(top_two) == 2 and top_two[1] >= 0.3 * len(with_people), f"the second person is not tracked: {counts}"
+
+
+def test_wait_subscribers_timeout_and_usage(shared, checkpoint):
+    """Nobody subscribes within --wait-timeout: one line naming the flag, exit 1, nothing left behind; and
+    --wait-subscribers without ZeroMQ is a usage error."""
+    video = shared("data", "videos", "mmaction2_basketball_shooting.mp4")
+    probe = Publisher(LOOPBACK_ANY, "ia.actions")
+    endpoint = probe.endpoint
+    probe.close()
+    proc = subprocess.Popen(ia_live_cmd(_live_args(video, checkpoint, "--zmq", endpoint, "--wait-subscribers", "1",
+                                                   "--wait-timeout", "1")),
+                            cwd=REPO, env=ia_live_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 1, err
+    assert err.strip() == (f"ia-live: error: publisher: --wait-subscribers 1: 0 of 1 subscriber(s) on {endpoint} "
+                           f"after --wait-timeout 1 s"), err
+    assert segments_of(proc.pid) == []
+    proc = subprocess.run(ia_live_cmd(_live_args(video, checkpoint, "--no-zmq", "--wait-subscribers", "1")),
+                          cwd=REPO, env=ia_live_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2 and proc.stderr.strip() == "ia-live: error: --wait-subscribers needs ZeroMQ: drop --no-zmq"
