@@ -116,7 +116,7 @@ def run(s, on_event: Callable[[str, str, Any], None] | None = None) -> RunResult
                                    daemon=True)
                 proc.start()
                 procs.append((role, proc))
-        result = _supervise(channels, procs, flag, summary, on_event, s.source.live)
+        result = _supervise(channels, procs, flag, summary, on_event, s.source.kind != "file")
         # before teardown sets `stop`: the publisher's last message says why the run ended
         channels.set_outcome(result.reason, result.message if result.reason in ("error", "source_lost") else None)
         return result
@@ -176,7 +176,10 @@ def _release_sync_objects(procs: list) -> None:
     gc.collect()
 
 
-def _supervise(ch: Channels, procs, flag: "_SignalFlag", summary: dict, on_event, live: bool = False) -> RunResult:
+def _supervise(ch: Channels, procs, flag: "_SignalFlag", summary: dict, on_event,
+               device: bool = False) -> RunResult:
+    """Watch the children until the run ends; ``device``: the source is a camera or a stream (not a file),
+    whose capture failure is reported as ``source_lost``."""
     ready: set[str] = set()
     finished: set[str] = set()
     errors: list[tuple[str, str, int]] = []
@@ -202,7 +205,7 @@ def _supervise(ch: Channels, procs, flag: "_SignalFlag", summary: dict, on_event
             role, message, code = errors[0]
             if code == EXIT_OK:  # a deliberate quiet stop (e.g. the stdout reader went away)
                 return RunResult(EXIT_OK, None, {**summary, "stopped": message}, reason="stopped")
-            lost = role == "capture" and live   # a camera or stream that failed (and --reconnect gave up)
+            lost = role == "capture" and device   # a camera or stream that failed (and --reconnect gave up)
             return RunResult(code, f"{role}: {message}", summary, reason="source_lost" if lost else "error")
         if flag.signum is not None:
             sig = flag.signum

@@ -149,7 +149,8 @@ def run(child: Child, s) -> None:
             }, message)
         if display is not None:
             ch.pub_next.value = 1 << 62
-        failure = end("end_of_stream" if s.source.live else "end_of_file", None)
+        # a file paced with --realtime is live for flow control, but it still ended at its end
+        failure = end("end_of_file" if s.source.kind == "file" else "end_of_stream", None)
         if failure is not None:
             raise failure
         child.event("published", {"messages": published, "skipped": results.skipped,
