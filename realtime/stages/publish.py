@@ -149,8 +149,13 @@ def run(child: Child, s) -> None:
             }, message)
         if display is not None:
             ch.pub_next.value = 1 << 62
-        # a file paced with --realtime is live for flow control, but it still ended at its end
-        failure = end("end_of_file" if s.source.kind == "file" else "end_of_stream", None)
+        if ch.stop.is_set():
+            # a stop also ends the source "normally" (capture's read returns None): the supervisor's reason
+            # (written before `stop`) is the true one
+            failure = end(*ch.get_outcome())
+        else:
+            # a file paced with --realtime is live for flow control, but it still ended at its end
+            failure = end("end_of_file" if s.source.kind == "file" else "end_of_stream", None)
         if failure is not None:
             raise failure
         child.event("published", {"messages": published, "skipped": results.skipped,
