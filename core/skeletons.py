@@ -210,6 +210,14 @@ def ntu25_to_coco17(coords: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray,
     return out_c, out_s
 
 
+def openpose18_to_coco17(coords: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """OpenPose-18 -> COCO-17: the same joints by name; the neck ("Thorax") has no COCO counterpart and
+    is dropped. Only for reporting (`ia-live` messages carry COCO-17 keypoints whatever the backend), not
+    registered for model inputs, which keep refusing openpose18 -> coco17 (`convert_keypoints`)."""
+    coords, scores = _check(coords, scores, OPENPOSE18)
+    return _gather(coords, scores, OPENPOSE18, COCO17, {c: o for o, c in _COCO_TO_OP.items()})
+
+
 def ntu25_to_openpose18(coords: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """NTU-25 -> COCO-17 -> OpenPose-18 (the neck is then the shoulder midpoint, as for detectors)."""
     return coco17_to_openpose18(*ntu25_to_coco17(coords, scores))

@@ -62,7 +62,7 @@ def _non_negative_float(value: str) -> float:
         x = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}") from None
-    if not x >= 0:
+    if not x >= 0 or x == float("inf"):
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
     return x
 
@@ -139,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--topic", default=DEFAULT_TOPIC, help="ZeroMQ topic")
     out.add_argument("--dump-json", nargs="?", const="-", default=None, metavar="PATH",
                      help="write JSON Lines to PATH (stdout when PATH is omitted)")
+    out.add_argument("--heartbeat", type=_non_negative_float, default=defaults.HEARTBEAT_S, metavar="S",
+                     help="publish a heartbeat on ZeroMQ after S seconds without a message (0: never)")
+    out.add_argument("--wait-subscribers", type=_positive, default=0, metavar="N",
+                     help="do not start until N ZeroMQ subscribers listen (default: start at once)")
+    out.add_argument("--wait-timeout", type=_positive_float, default=defaults.WAIT_TIMEOUT_S, metavar="S",
+                     help="fail when --wait-subscribers is not met within S seconds")
     out.add_argument("--output", metavar="PATH",
                      help="write an annotated video (mp4, H.264): every source frame at the source fps")
     out.add_argument("--quiet", action="store_true", help="no console view or progress lines")
@@ -307,6 +313,8 @@ def prepare(args: argparse.Namespace):
     _check_clip_length(spec, info, plan, config, float(args.ref_fps or config.ref_fps))
     backend = _configure_pose(args, spec.name, config.skeleton)
     zmq = None if args.no_zmq else args.zmq
+    if args.wait_subscribers and zmq is None:
+        raise UsageError("--wait-subscribers needs ZeroMQ: drop --no-zmq")
     allow_remote = args.zmq != DEFAULT_ZMQ  # a non-loopback bind only when the user typed it
     if zmq:
         from realtime.publish import check_endpoint
@@ -332,7 +340,9 @@ def prepare(args: argparse.Namespace):
         prediction=PredictionOptions(stride=args.stride, average=args.average, topk=args.topk,
                                      ref_fps=float(args.ref_fps or config.ref_fps)),
         output=OutputOptions(zmq=zmq, zmq_allow_remote=allow_remote, topic=args.topic, jsonl=args.dump_json,
-                             video_out=args.output, quiet=args.quiet, print_labels=args.demo),
+                             video_out=args.output, quiet=args.quiet, print_labels=args.demo,
+                             heartbeat=args.heartbeat, wait_subscribers=args.wait_subscribers,
+                             wait_timeout=args.wait_timeout),
         threads=args.threads, checkpoint=blob,
     )
 

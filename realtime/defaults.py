@@ -13,6 +13,8 @@ CHECKPOINT = REPO_ROOT / "checkpoints" / "default.pt"
 # outputs
 ZMQ_ENDPOINT = "tcp://127.0.0.1:5556"     # loopback: a network bind must be asked for explicitly
 TOPIC = "ia.actions"
+HEARTBEAT_S = 2.0        # a heartbeat message after this many seconds without one (0: never)
+WAIT_TIMEOUT_S = 30.0    # --wait-subscribers gives up after this long
 
 # prediction
 AVERAGE = 3              # windows averaged per prediction

@@ -82,10 +82,11 @@ class QueueReader:
         self.skipped = 0
         self._ended = False
 
-    def next(self) -> Any:
+    def next(self, timeout: float | None = None) -> Any:
+        """The next item (None at the end); ``queue.Empty`` when nothing came within ``timeout`` s."""
         if self._ended:
             return None
-        item = self.child.get(self.q)
+        item = self.child.get(self.q, timeout)
         if item is None:
             self._ended = True
             return None

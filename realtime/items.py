@@ -42,8 +42,9 @@ class FrameTask:
 
 @dataclass(frozen=True)
 class TickDone:
-    """A tick's crop and keypoints are in the rings. ``keypoints`` (source coords, scores, skeleton) only on
-    ticks that end a window: the annotated video draws the window's last frame."""
+    """A tick's crop and keypoints are in the rings. ``keypoints`` (every person found, in source-frame pixels:
+    coords, scores, skeleton) only on ticks that end a window: they become the message's `people` (with track
+    ids, `realtime.people`) and the annotated video draws them on the window's last frame."""
 
     tick: int
     index: int

@@ -9,11 +9,12 @@ briefly so queued ZeroMQ messages reach connected subscribers).
 from __future__ import annotations
 
 import ipaddress
+import os
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from collections.abc import Callable
 
 import zmq
 
@@ -77,7 +78,7 @@ class ZmqSink:
     The socket is an XPUB (a PUB that also sees its subscribers' subscriptions; SUB sockets cannot tell
     the difference). That buys two things a plain PUB cannot give: XPUB_NODROP makes a full queue raise
     zmq.Again on send, so drops are *counted* instead of silently vanishing, and `wait_for_subscriber`
-    lets a caller (tests, `--zmq-wait`) hold the first message until someone is listening, the usual
+    lets a caller (tests, `--wait-subscribers`) hold the first message until N subscribers listen, the usual
     PUB/SUB slow-joiner problem. Trade-off of NODROP: while any one subscriber's queue is full, the
     message is dropped for every subscriber (the alternative is unbounded lag or uncounted loss).
     """
@@ -91,11 +92,12 @@ class ZmqSink:
         self.close_linger_ms = int(close_linger_ms)
         self.sent = 0
         self.dropped = 0
-        self._subscribed = False
+        self.subscribers = 0
         self._context = zmq.Context()   # private: closing it never disturbs other sockets in the process
         self._socket = self._context.socket(zmq.XPUB)
         self._socket.setsockopt(zmq.SNDHWM, int(sndhwm))
         self._socket.setsockopt(zmq.XPUB_NODROP, 1)
+        self._socket.setsockopt(zmq.XPUB_VERBOSER, 1)   # every (un)subscription: count subscribers
         self._socket.setsockopt(zmq.LINGER, 0)
         try:
             self._socket.bind(endpoint)
@@ -114,18 +116,29 @@ class ZmqSink:
         return self.topic.startswith(prefix)
 
     def _drain_subscriptions(self, timeout_ms: int = 0) -> None:
-        """Read pending (un)subscribe notifications so they never pile up; remember a matching one."""
+        """Read pending (un)subscribe notifications so they never pile up; count the matching ones.
+
+        XPUB_VERBOSER passes every subscriber's subscribe and unsubscribe up (a plain XPUB reports a topic
+        once, however many subscribers share it), and ZeroMQ unsubscribes a subscriber that disconnects,
+        so `subscribers` is the number of subscribers listening to our topic now.
+        """
         while self._socket.poll(timeout_ms, zmq.POLLIN):
             timeout_ms = 0
             event = self._socket.recv()
-            if event[:1] == b"\x01" and self._matches(event):
-                self._subscribed = True
+            if event[:1] in (b"\x00", b"\x01") and self._matches(event):
+                self.subscribers = max(0, self.subscribers + (1 if event[:1] == b"\x01" else -1))
 
-    def wait_for_subscriber(self, timeout_s: float) -> bool:
-        """Block up to timeout_s until a subscriber for our topic has subscribed; True if one has."""
+    def wait_for_subscriber(self, timeout_s: float, count: int = 1,
+                            check: Callable[[], None] | None = None) -> bool:
+        """Block up to timeout_s until `count` subscribers for our topic are subscribed; True if they are.
+
+        `check` is called between polls (the pipeline's stop check, which raises to abandon the wait).
+        """
         deadline = time.monotonic() + max(0.0, timeout_s)
         self._drain_subscriptions()
-        while not self._subscribed:
+        while self.subscribers < count:
+            if check is not None:
+                check()
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return False
@@ -152,34 +165,59 @@ class ZmqSink:
 
 
 class JsonlSink:
-    """One message per line, flushed per line, so a `tail -f` or a crash never sees half a message."""
+    """One message per line, each line one write, so a `tail -f`, a crash or a full disk never leaves half
+    a message: a file that cannot take a whole line is cut back to its last complete line, and the error
+    names the output (`label`, the flag the user typed, and the path)."""
 
-    def __init__(self, target: str) -> None:
+    def __init__(self, target: str, label: str = "--dump-json") -> None:
         self.target = target
+        self.label = label
         self._owns = target != "-"
+        self._fd: int | None = None
+        self._size = 0          # bytes of complete lines in the file
         if self._owns:
+            path = Path(target)
+            if path.parent and not path.parent.exists():
+                raise PublishError(f"{label} {target}: directory {path.parent} does not exist")
             try:
-                path = Path(target)
-                if path.parent and not path.parent.exists():
-                    raise PublishError(f"cannot write JSON Lines to {target}: directory {path.parent} does not exist")
-                self._stream: IO[str] = open(path, "w", encoding="utf-8", newline="\n")
+                self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
             except OSError as exc:
-                raise PublishError(f"cannot write JSON Lines to {target}: {exc.strerror}") from None
-        else:
-            self._stream = sys.stdout
+                raise PublishError(f"{label} {target}: {exc.strerror}") from None
 
     def write(self, line: str) -> None:
+        data = (line + "\n").encode("utf-8")
+        if self._fd is None:
+            try:
+                sys.stdout.write(line + "\n")
+                sys.stdout.flush()
+            except BrokenPipeError:
+                raise PublishError("JSON Lines consumer closed the pipe") from None
+            except OSError as exc:
+                raise PublishError(f"{self.label} {self.target}: {exc.strerror}") from None
+            return
+        view = memoryview(data)
         try:
-            self._stream.write(line + "\n")
-            self._stream.flush()
-        except BrokenPipeError:
-            raise PublishError("JSON Lines consumer closed the pipe") from None
+            while view:
+                written = os.write(self._fd, view)
+                view = view[written:]
         except OSError as exc:
-            raise PublishError(f"cannot write JSON Lines to {self.target}: {exc.strerror}") from None
+            self._cut_back()
+            raise PublishError(f"{self.label} {self.target}: {exc.strerror or exc}") from None
+        self._size += len(data)
+
+    def _cut_back(self) -> None:
+        """Drop the partial line a failed write left (ENOSPC, EFBIG, EDQUOT); best effort: a device such as
+        /dev/full cannot be truncated and has nothing to cut."""
+        try:
+            os.ftruncate(self._fd, self._size)
+            os.lseek(self._fd, self._size, os.SEEK_SET)
+        except OSError:
+            pass
 
     def close(self) -> None:
-        if self._owns and not self._stream.closed:
-            self._stream.close()
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            os.close(fd)
 
 
 @dataclass
@@ -192,7 +230,9 @@ class PublisherStats:
 
 
 class Publisher:
-    """Fan one prediction out to every configured sink; the only object the publisher process needs.
+    """Fan each message out to the configured sinks; the only object the publisher process needs.
+
+    Predictions go everywhere, heartbeats to ZeroMQ only, the end message to ZeroMQ and JSON Lines (`publish`).
 
     Order per message: fill publish-time latencies, validate, serialise once, write + flush the JSON Lines
     line, send on ZeroMQ (non-blocking). A message that fails validation raises ValueError: a producer
@@ -205,6 +245,7 @@ class Publisher:
         self.stats = PublisherStats()
         self.zmq: ZmqSink | None = None
         self.jsonl: JsonlSink | None = None
+        self.jsonl_failed = False   # after a failed write the file gets nothing more (not even the end)
         try:
             if jsonl:
                 self.jsonl = JsonlSink(jsonl)
@@ -220,23 +261,46 @@ class Publisher:
         """The bound ZeroMQ endpoint with the real port, or None without ZeroMQ."""
         return self.zmq.endpoint if self.zmq else None
 
-    def wait_for_subscriber(self, timeout_s: float) -> bool:
+    def wait_for_subscriber(self, timeout_s: float, count: int = 1,
+                            check: Callable[[], None] | None = None) -> bool:
         """See `ZmqSink.wait_for_subscriber`; True immediately when ZeroMQ is off."""
-        return self.zmq.wait_for_subscriber(timeout_s) if self.zmq else True
+        return self.zmq.wait_for_subscriber(timeout_s, count, check) if self.zmq else True
+
+    @property
+    def subscribers(self) -> int:
+        """Subscribers to our topic right now (0 without ZeroMQ)."""
+        if self.zmq is None:
+            return 0
+        self.zmq._drain_subscriptions()  # noqa: SLF001 - the sink's own bookkeeping
+        return self.zmq.subscribers
 
     def publish(self, message: dict) -> str:
-        """Publish one message (filled in place with publish latencies); returns the JSON line sent."""
+        """Publish one message of any type; returns the JSON line sent.
+
+        A prediction is filled in place with its publish latencies and goes to every sink. A heartbeat goes
+        to ZeroMQ only: it says "alive" to a listener, and JSON Lines files stay the same for the same input.
+        An end message goes to ZeroMQ and to the JSON Lines file (its last line, so a reader can tell a
+        finished run from a cut-off one), unless the file itself has failed.
+        """
         start = time.perf_counter()
-        stamp_publish(message)
+        kind = message.get("type")
+        if kind == "prediction":
+            stamp_publish(message)
         validate_message(message)
         line = to_json(message)
-        if self.jsonl is not None:
-            self.jsonl.write(line)
+        if self.jsonl is not None and kind != "heartbeat" and not self.jsonl_failed:
+            try:
+                self.jsonl.write(line)
+            except PublishError:
+                self.jsonl_failed = True
+                raise
         if self.zmq is not None:
             if self.zmq.send(line.encode("utf-8")):
                 self.stats.zmq_sent += 1
             else:
                 self.stats.zmq_dropped += 1
+        if kind != "prediction":
+            return line
         self.stats.published += 1
         self.stats.publish_ms.append((time.perf_counter() - start) * 1000.0)
         if len(self.stats.publish_ms) > 1000:

@@ -67,6 +67,9 @@ class OutputOptions:
     video_out: str | None = None
     quiet: bool = False
     print_labels: bool = False        # one human line per prediction on stdout (--demo)
+    heartbeat: float = defaults.HEARTBEAT_S   # ZeroMQ heartbeat after this many idle seconds; 0: none
+    wait_subscribers: int = 0         # hold the run until this many ZeroMQ subscribers listen
+    wait_timeout: float = defaults.WAIT_TIMEOUT_S   # ... for at most this long, then fail
 
 
 @dataclass(frozen=True)

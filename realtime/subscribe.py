@@ -1,8 +1,11 @@
 """`ia-sub`: print the predictions an `ia-live` process publishes on ZeroMQ.
 
-The reference consumer of `docs/messages.md`: a human line per message, or the raw JSON (`--dump-json`) to
-pipe into other tools. Exit codes: 0 done (or --count reached), 1 --timeout without a message, 2 bad
-arguments, 130 interrupted (Ctrl-C).
+The reference consumer of `docs/messages.md`: a human line per prediction, or the raw JSON of every
+message (`--dump-json`) to pipe into other tools. Heartbeats keep `--timeout` from firing (ia-live is alive);
+an `end` message ends `ia-sub` too, so a script never waits for a run that is over. Exit codes: 0 done
+(--count predictions received, or the run ended normally), 1 --timeout without a message, 2 bad
+arguments, 3 the run ended with an error (its `end` reason is `error` or `source_lost`), 130 interrupted
+(Ctrl-C).
 """
 from __future__ import annotations
 
@@ -16,8 +19,21 @@ import zmq
 
 from core.cliflags import CliError, add_alias, make_parser, parse_args
 from core.errors import one_line
-from realtime.messages import from_json
+from realtime.messages import from_json, message_type
 from realtime.publish import DEFAULT_ENDPOINT, DEFAULT_TOPIC
+
+
+EXIT_RUN_FAILED = 3
+#: `end` reasons that mean the run failed
+FAILED_REASONS = ("error", "source_lost")
+
+
+def format_end(message: Mapping) -> str:
+    """One human line for the end of a run."""
+    error = f": {message['error']}" if message.get("error") else ""
+    return (f"end of {message['source']} ({message['reason']}{error}): {message['predictions']} predictions, "
+            f"{message['frames']} frames, dropped {message['dropped_frames']} frames / "
+            f"{message['dropped_windows']} windows")
 
 
 def format_message(message: Mapping, k: int = 3) -> str:
@@ -39,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--topic", default=DEFAULT_TOPIC, help="topic to subscribe to")
     parser.add_argument("--dump-json", dest="json", action="store_true",
                         help="print each message's raw JSON line (JSON Lines on stdout)")
-    parser.add_argument("--count", type=int, default=0, metavar="N", help="exit after N messages (default: run forever)")
+    parser.add_argument("--count", type=int, default=0, metavar="N", help="exit after N predictions (default: until the run ends)")
     parser.add_argument("--timeout", type=float, default=0.0, metavar="S",
                         help="exit with status 1 when no message arrives for S seconds (default: wait forever)")
     parser.add_argument("--top-k", dest="top", type=int, default=3, metavar="K", help="labels per human line")
@@ -76,16 +92,25 @@ def run(args: argparse.Namespace) -> int:
             last = time.monotonic()
             if len(parts) != 2 or parts[0] != topic:   # SUB filters by prefix; keep the exact topic only
                 continue
+            try:
+                message = from_json(parts[1])
+            except ValueError as exc:
+                if args.json:      # raw mode passes on what it cannot check
+                    print(parts[1].decode("utf-8", "replace"), flush=True)
+                else:
+                    print(f"ia-sub: skipping a bad message: {exc}", file=sys.stderr)
+                continue
+            kind = message_type(message)
             if args.json:
                 print(parts[1].decode("utf-8"), flush=True)
-            else:
-                try:
-                    message = from_json(parts[1])
-                except ValueError as exc:
-                    print(f"ia-sub: skipping a bad message: {exc}", file=sys.stderr)
-                    continue
+            elif kind == "prediction":
                 print(format_message(message, args.top), flush=True)
-            received += 1
+            elif kind == "end":
+                print(format_end(message), flush=True)
+            if kind == "prediction":
+                received += 1
+            elif kind == "end":
+                return EXIT_RUN_FAILED if message["reason"] in FAILED_REASONS else 0
         return 0
     finally:
         socket.close(linger=0)

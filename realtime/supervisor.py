@@ -45,6 +45,7 @@ class RunResult:
     code: int
     message: str | None = None
     summary: dict = field(default_factory=dict)
+    reason: str = "end_of_file"   # the `end` message's reason (`realtime.messages.END_REASONS`)
 
 
 def ring_layout(s) -> dict[str, tuple[int, tuple[int, ...], str]]:
@@ -123,13 +124,18 @@ def run(s, on_event: Callable[[str, str, Any], None] | None = None) -> RunResult
                                    daemon=True)
                 proc.start()
                 procs.append((role, proc))
-        return _supervise(channels, procs, flag, summary, on_event)
+        result = _supervise(channels, procs, flag, summary, on_event, s.source.kind != "file")
+        # before teardown sets `stop`: the publisher's last message says why the run ended
+        channels.set_outcome(result.reason, result.message if result.reason in ("error", "source_lost") else None)
+        return result
     except UserError as exc:   # e.g. the checkpoint file vanished since it was validated
         return RunResult(exc.code, one_line(exc), summary)
     except OSError as exc:     # shared memory or processes refused (a full /dev/shm, a file-size limit)
         return RunResult(EXIT_FAILED, f"cannot set up the pipeline: {exc.strerror or one_line(exc)}", summary)
     except KeyboardInterrupt:
-        return RunResult(EXIT_SIGINT, "interrupted", summary)
+        if channels is not None:
+            channels.set_outcome("stopped")
+        return RunResult(EXIT_SIGINT, "interrupted", summary, reason="stopped")
     finally:
         _teardown(procs, channels)
         for ring in rings:
@@ -180,7 +186,10 @@ def _release_sync_objects(procs: list) -> None:
     gc.collect()
 
 
-def _supervise(ch: Channels, procs, flag: "_SignalFlag", summary: dict, on_event) -> RunResult:
+def _supervise(ch: Channels, procs, flag: "_SignalFlag", summary: dict, on_event,
+               device: bool = False) -> RunResult:
+    """Watch the children until the run ends; ``device``: the source is a camera or a stream (not a file),
+    whose capture failure is reported as ``source_lost``."""
     ready: set[str] = set()
     finished: set[str] = set()
     errors: list[tuple[str, str, int]] = []
@@ -205,12 +214,13 @@ def _supervise(ch: Channels, procs, flag: "_SignalFlag", summary: dict, on_event
         if errors:
             role, message, code = errors[0]
             if code == EXIT_OK:  # a deliberate quiet stop (e.g. the stdout reader went away)
-                return RunResult(EXIT_OK, None, {**summary, "stopped": message})
-            return RunResult(code, f"{role}: {message}", summary)
+                return RunResult(EXIT_OK, None, {**summary, "stopped": message}, reason="stopped")
+            lost = role == "capture" and device   # a camera or stream that failed (and --reconnect gave up)
+            return RunResult(code, f"{role}: {message}", summary, reason="source_lost" if lost else "error")
         if flag.signum is not None:
             sig = flag.signum
             return RunResult(EXIT_SIGINT if sig == signal.SIGINT else EXIT_SIGTERM,
-                             "interrupted" if sig == signal.SIGINT else "terminated", summary)
+                             "interrupted" if sig == signal.SIGINT else "terminated", summary, reason="stopped")
         if not ch.go.is_set() and len(ready) == len(procs):
             ch.go.set()
             summary["go_time"] = time.time()
@@ -226,7 +236,7 @@ def _supervise(ch: Channels, procs, flag: "_SignalFlag", summary: dict, on_event
                 if errors:
                     continue
                 how = f"signal {-proc.exitcode}" if proc.exitcode < 0 else f"exit code {proc.exitcode}"
-                return RunResult(EXIT_FAILED, f"{role} process died ({how})", summary)
+                return RunResult(EXIT_FAILED, f"{role} process died ({how})", summary, reason="error")
         if len(finished) == len(procs):
             drain()
             return RunResult(EXIT_OK, None, summary)

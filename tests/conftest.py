@@ -13,6 +13,7 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("IA_SHARED", REPO.parent / "shared"))
 SHM = Path("/dev/shm")
 MOVENET_FILE = "movenet_multipose_lightning.onnx"
+MESSAGE_SCHEMA = REPO / "docs" / "messages.schema.json"
 
 
 def shared_path(*parts: str) -> Path:
@@ -57,6 +58,49 @@ def make_checkpoint(path: Path, preset: str = "fast", num_classes: int = 10, lab
 def random_checkpoint(tmp_path_factory) -> Path:
     """The fast preset with random weights and 10 classes ``a0`` ... ``a9``."""
     return make_checkpoint(tmp_path_factory.mktemp("ckpt") / "fast.pt", label="a{}")
+
+
+# -- ia-live messages: every one a test reads is checked against docs/messages.schema.json ------------------
+
+
+def _schema_validator():
+    import json
+
+    import jsonschema
+
+    global _VALIDATOR
+    if _VALIDATOR is None:
+        schema = json.loads(MESSAGE_SCHEMA.read_text())
+        jsonschema.Draft202012Validator.check_schema(schema)
+        _VALIDATOR = jsonschema.Draft202012Validator(schema)
+    return _VALIDATOR
+
+
+_VALIDATOR = None
+
+
+def check_message(message) -> dict:
+    """Fail the test unless ``message`` (a dict, or one JSON line) is valid under the published JSON Schema
+    and the publisher's own strict check (`realtime.messages.validate_message`); returns the dict."""
+    import json
+
+    from realtime.messages import validate_message
+
+    if isinstance(message, (str, bytes)):
+        message = json.loads(message)
+    errors = sorted(_schema_validator().iter_errors(message), key=lambda e: list(e.absolute_path))
+    if errors:
+        pytest.fail(f"message violates {MESSAGE_SCHEMA.name} at {list(errors[0].absolute_path)}: "
+                    f"{errors[0].message}")
+    validate_message(message)
+    return message
+
+
+def read_messages(path: Path, types: tuple[str, ...] | None = ("prediction",)) -> list[dict]:
+    """Every line of an ``ia-live --dump-json`` file, each checked (`check_message`), of the given types
+    (None: all)."""
+    messages = [check_message(line) for line in Path(path).read_text().splitlines()]
+    return messages if types is None else [m for m in messages if m["type"] in types]
 
 
 # -- ia-live as a user runs it -------------------------------------------------------------------------------

@@ -11,14 +11,13 @@ the model draws, persons that vanish.
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
-from conftest import make_checkpoint
+from conftest import make_checkpoint, read_messages
 from core.clipindex import Clip
 from core.posecache import PoseCache, save_pose_cache
 from core.sampling import clip_indices, frame_step
@@ -73,7 +72,7 @@ def test_live_windows_equal_training_clips(overrides, tmp_path, shared):
     settings = dataclasses.replace(settings, engine=RecordingEngine(folder=str(folder)))
     result = run(settings)
     assert result.code == 0, result.message
-    messages = [json.loads(line) for line in out.read_text().splitlines()]
+    messages = read_messages(out)
     windows = [w for w in recorded(folder) if w["rgb"].any()]   # the engine's warm-up call is all zeros
     assert len(windows) == len(messages) > 10
 

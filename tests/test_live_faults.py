@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import (REPO, SHM, alive, children_of, ia_live_cmd, ia_live_env, movenet_path, ring_segments_of,
-                      segments_of)
+                      read_messages, segments_of)
 
 
 @pytest.fixture(scope="module")
@@ -168,6 +168,9 @@ def test_killed_pose_worker_ends_pipeline(shared, checkpoint, tmp_path):
     elapsed = time.monotonic() - start
     stderr = proc.stderr.read()
     _assert_one_line_error(proc, stderr, 1, "pose worker 0 process died (signal 9)")
+    end = read_messages(tmp_path / "out.jsonl", types=None)[-1]   # the file still ends with the reason
+    assert end["type"] == "end" and end["reason"] == "error", end
+    assert end["error"] == "pose worker 0 process died (signal 9)", end
     assert elapsed < 2.0, f"pipeline took {elapsed:.2f} s to stop after a worker died"
     _assert_clean(proc.pid, kids)
 
@@ -185,11 +188,9 @@ def test_signal_shuts_down_cleanly(signum, code, text, shared, checkpoint, tmp_p
     _assert_one_line_error(proc, stderr, code, text)
     assert elapsed < 2.0, f"shutdown took {elapsed:.2f} s"
     _assert_clean(proc.pid, kids)
-    # what was published before the signal is complete JSON Lines
-    import json
-
-    for line in out.read_text().splitlines():
-        json.loads(line)
+    # what was published before the signal is complete JSON Lines, ending with the end message
+    messages = read_messages(out, types=None)
+    assert messages[-1]["type"] == "end" and messages[-1]["reason"] == "stopped", messages[-1]
 
 
 def test_killed_parent_takes_children_along(shared, checkpoint, tmp_path):

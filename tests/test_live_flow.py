@@ -8,7 +8,6 @@ as a user's ``--video http://...`` would be.
 from __future__ import annotations
 
 import fcntl
-import json
 import os
 import signal
 import socket
@@ -21,9 +20,8 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, children_of, ia_live_cmd, ia_live_env, movenet_path, segments_of
+from conftest import REPO, check_message, children_of, ia_live_cmd, ia_live_env, movenet_path, read_messages, segments_of
 from realtime import defaults
-from realtime.messages import validate_message
 
 F_SETPIPE_SZ = 1031          # fcntl: set a pipe's capacity (Linux)
 TICK_S = 8 / 30.0            # the fast preset samples one frame per tau / ref_fps = 8 / 30 s
@@ -60,9 +58,11 @@ def _read_until(proc: subprocess.Popen, out: Path, count: int, timeout: float = 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if out.exists():
-            lines = out.read_text().splitlines()
-            if len(lines) >= count:
-                return [json.loads(line) for line in lines[:count]]
+            text = out.read_text()
+            lines = text[:text.rfind("\n") + 1].splitlines()   # complete lines only: the run is writing
+            predictions = [m for m in map(check_message, lines) if m["type"] == "prediction"]
+            if len(predictions) >= count:
+                return predictions[:count]
         if proc.poll() is not None:
             pytest.fail(f"ia-live ended early ({proc.returncode}): {proc.stderr.read()}")
         time.sleep(0.05)
@@ -92,9 +92,9 @@ def test_stalled_stdout_reader_gets_fresh_predictions(tmp_path, random_checkpoin
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, proc.stderr.read()
-    messages = [json.loads(line) for line in [first, *rest.splitlines()]]
-    for m in messages:
-        validate_message(m)
+    messages = [check_message(line) for line in [first, *rest.splitlines()]]
+    assert messages[-1]["type"] == "end" and messages[-1]["reason"] == "end_of_file", messages[-1]
+    messages = [m for m in messages if m["type"] == "prediction"]
     staleness = [m["latency_ms"]["capture_to_publish"] for m in messages]
     assert max(staleness) < 5000, f"a prediction was published {max(staleness) / 1000:.1f} s after capture"
     assert messages[-1]["dropped_windows"] > 0, "stale predictions were dropped without being counted"
@@ -125,9 +125,7 @@ def test_stall_starts_a_new_window(tmp_path, random_checkpoint):
             proc.kill()
             proc.wait()
     assert proc.returncode == 0, proc.stderr.read()
-    messages = [json.loads(line) for line in out.read_text().splitlines()]
-    for m in messages:
-        validate_message(m)
+    messages = read_messages(out)
     worst = max(float(_steps_s(m, fps).max()) for m in messages)
     assert worst <= GAP_S + 1 / fps, f"a window spans a {worst:.1f} s jump"
     assert messages[-1]["gaps"] >= 1 and messages[-1]["reconnects"] == 0
@@ -235,8 +233,6 @@ def test_stream_starts_with_fresh_frames(tmp_path, random_checkpoint):
         finally:
             stderr = _stop(proc)
     assert proc.returncode == 130, stderr
-    for m in messages:
-        validate_message(m)
     worst = max(float(_steps_s(m, fps).max()) for m in messages)
     assert worst <= GAP_S + 1 / fps, f"a window starts {worst:.1f} s before the rest of its frames"
     assert segments_of(proc.pid) == []
@@ -262,11 +258,23 @@ def test_reconnect_starts_a_new_window(tmp_path, random_checkpoint):
     assert proc.returncode == 0, stderr
     # connection 0 is the parent's probe; 1 the capture's first, fully read before the server hung up
     assert len(sent) >= 3 and sent[1] == per_connection, sent
-    messages = [json.loads(line) for line in out.read_text().splitlines()]
-    for m in messages:
-        validate_message(m)
+    messages = read_messages(out)
     mixed = [m["window"]["frames"] for m in messages
              if min(m["window"]["frames"]) < per_connection <= max(m["window"]["frames"])]
     assert not mixed, f"windows mix frames from both connections: {mixed[:2]}"
     assert any(m["frame_index"] >= per_connection for m in messages), "no prediction after the reconnect"
     assert messages[-1]["reconnects"] == 1 and messages[-1]["gaps"] >= 1
+
+
+def test_lost_stream_ends_with_source_lost(tmp_path, random_checkpoint):
+    """Without --reconnect, a camera that hangs up ends the run: exit 1, one line, and an `end` message
+    (the last line of the file) whose reason says the source was lost."""
+    out = tmp_path / "out.jsonl"
+    with MjpegServer(fps=15.0, per_connection=90) as server:
+        proc = subprocess.run(ia_live_cmd(_args(server.url, random_checkpoint, "--dump-json", str(out))), cwd=REPO,
+                              env=ia_live_env(), capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 1, proc.stderr
+    assert "stopped delivering frames" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    end = read_messages(out, types=None)[-1]
+    assert end["type"] == "end" and end["reason"] == "source_lost", end
+    assert "stopped delivering frames" in end["error"] and end["frames"] >= 1

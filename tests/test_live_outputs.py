@@ -18,10 +18,10 @@ import numpy as np
 import pytest
 import zmq
 
-from conftest import REPO, shared_path
+from conftest import REPO, check_message, shared_path
 from realtime.annotate import annotate_frame, skeleton_bones
 from realtime.console import GATE_LEGEND, Console, LatencyStats, RateMeter, format_plain
-from realtime.messages import (KEYS, LATENCY_KEYS, build_message, from_json, stamp_publish, to_json,
+from realtime.messages import (KEYS, LATENCY_KEYS, build_message, from_json, person_entry, stamp_publish, to_json,
                                topk_from_probs, validate_message)
 from core.decision import DecisionRule
 from realtime.publish import Publisher, PublishError, ZmqSink, check_endpoint
@@ -43,6 +43,7 @@ def make_message(seq: int = 0, *, wall_time: float | None = None, probs=None, ga
         window=frames, latency_ms={"capture": 1.5, "pose": 18.25, "assemble": 0.75, "inference": 41.0},
         dropped_frames=seq // 10, engine="torch", model="random.pt",
         wall_time=time.time() if wall_time is None else wall_time,
+        people=[person_entry(i, rng.uniform(0, 300, (17, 2)), rng.uniform(0, 1, 17)) for i in range(2)],
     )
 
 
@@ -75,6 +76,7 @@ def test_message_is_canonical_and_round_trips():
     message = complete(make_message(3))
     validate_message(message)
     line = to_json(message)
+    check_message(line)                                    # and the published JSON Schema agrees
     assert "\n" not in line and ", " not in line and ": " not in line
     assert list(json.loads(line)) == list(KEYS)
     assert list(json.loads(line)["latency_ms"]) == list(LATENCY_KEYS)
@@ -103,7 +105,7 @@ def test_build_message_converts_pipeline_values():
 
 
 def _fields(message: dict) -> dict:
-    return {k: v for k, v in message.items() if k != "schema"}
+    return {k: v for k, v in message.items() if k not in ("schema", "type")}
 
 
 def test_topk_from_probs_checks_names():
@@ -219,7 +221,7 @@ def test_subscriber_receives_exactly_the_jsonl_messages(tmp_path):
     assert lines[-1] == b"" and len(lines) == 61            # one flushed line per message
     assert [parts[0] for parts in received] == [b"ia.actions"] * 60
     assert [parts[1] for parts in received] == lines[:-1] == [s.encode() for s in sent]
-    assert [json.loads(p[1])["seq"] for p in received] == list(range(60))
+    assert [check_message(p[1])["seq"] for p in received] == list(range(60))
     assert publisher.stats.zmq_sent == 60 and publisher.stats.zmq_dropped == 0
 
 
@@ -236,7 +238,7 @@ def test_close_delivers_queued_messages():
         received = recv_all(sub, 40)
     finally:
         sub.close(); context.term()
-    assert [json.loads(p[1])["seq"] for p in received] == list(range(40))
+    assert [check_message(p[1])["seq"] for p in received] == list(range(40))
 
 
 @pytest.mark.timeout(60)
@@ -393,7 +395,7 @@ def test_ia_sub_prints_count_messages(raw):
         assert printed == lines[:3]
     else:
         for i, text in enumerate(printed):
-            top = json.loads(lines[i])["topk"][0]
+            top = check_message(lines[i])["topk"][0]
             assert text.startswith(f"#{i} test.mp4 frame ") and f"{top['label']} {top['score']:.2f}" in text
             assert "G 0.25" in text
 
@@ -473,7 +475,7 @@ def test_docs_subscriber_snippet_receives_messages():
         proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         try:
             assert publisher.wait_for_subscriber(20.0)
-            sent = [json.loads(publisher.publish(make_message(i))) for i in range(2)]
+            sent = [check_message(publisher.publish(make_message(i))) for i in range(2)]
             out, err = proc.communicate(timeout=20)
         finally:
             if proc.poll() is None:

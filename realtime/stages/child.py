@@ -28,6 +28,7 @@ __all__ = ["COUNTERS", "Channels", "Child", "PipelineError", "Stopped", "child_m
 #: shared counters, reported in every message (`realtime.messages`)
 COUNTERS = ("frames_read", "dropped_frames", "dropped_windows", "gaps", "reconnects", "skipped_frames",
             "video_dropped")
+OUTCOME_BYTES = 1024
 
 
 class PipelineError(UserError):
@@ -57,6 +58,7 @@ class Channels:
     results: Any              # Prediction  inference -> publisher
     video: Any                # VideoFrame / PoseOverlay / PredictionOverlay / VideoEnd -> video writer (--output)
     free_video: Any           # video ring slots free for capture
+    outcome: Any = None       # Array('c'): "reason\terror" of a run the supervisor ends, written before `stop`
     rings: dict[str, RingSpec] = field(default_factory=dict)
 
     @classmethod
@@ -64,7 +66,20 @@ class Channels:
         return cls(stop=ctx.Event(), go=ctx.Event(), events=ctx.SimpleQueue(),
                    counters=ctx.Array("q", len(COUNTERS)), release_tick=ctx.Value("q", 0, lock=False),
                    tasks=ctx.Queue(), free_raw=ctx.Queue(), done=ctx.Queue(), free_win=ctx.Queue(),
-                   windows=ctx.Queue(), results=ctx.Queue(), video=ctx.Queue(), free_video=ctx.Queue())
+                   windows=ctx.Queue(), results=ctx.Queue(), video=ctx.Queue(), free_video=ctx.Queue(),
+                   outcome=ctx.Array("c", OUTCOME_BYTES, lock=False))
+
+    def set_outcome(self, reason: str, error: str | None = None) -> None:
+        """Why the supervisor ends the run (an `end` message reason, `realtime.messages.END_REASONS`), for
+        the publisher's last message; call before setting `stop`."""
+        text = f"{reason}\t{error or ''}".encode("utf-8")[: OUTCOME_BYTES - 1]
+        self.outcome.value = text
+
+    def get_outcome(self) -> tuple[str, str | None]:
+        """``(reason, error)`` the supervisor set, or ``("stopped", None)`` when it set none."""
+        text = bytes(self.outcome.value).decode("utf-8", "replace") if self.outcome is not None else ""
+        reason, _, error = text.partition("\t")
+        return (reason or "stopped"), (error or None)
 
     def count(self, name: str, n: int = 1) -> None:
         i = COUNTERS.index(name)
@@ -87,11 +102,16 @@ class Child:
         if self.ch.stop.is_set() or (self._parent is not None and not self._parent.is_alive()):
             raise Stopped()
 
-    def get(self, q) -> Any:
+    def get(self, q, timeout: float | None = None) -> Any:
+        """The next item of ``q``; raises `Stopped` at shutdown and ``queue.Empty`` after ``timeout`` s."""
+        deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self.check()
+            wait = POLL_S if deadline is None else min(POLL_S, deadline - time.monotonic())
+            if wait <= 0:
+                raise queue.Empty
             try:
-                return q.get(timeout=POLL_S)
+                return q.get(timeout=wait)
             except queue.Empty:
                 continue
 

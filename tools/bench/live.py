@@ -68,6 +68,7 @@ def _percentiles(values: list[float]) -> tuple[float, float]:
 
 def _one_run(argv: list[str], jsonl: Path) -> dict:
     from realtime.cli import UsageError, build_parser, prepare
+    from realtime.messages import read_jsonl
     from realtime.pipeline import run
 
     try:
@@ -80,7 +81,7 @@ def _one_run(argv: list[str], jsonl: Path) -> dict:
     end = time.time()
     if result.code != 0:
         raise SystemExit(f"bench live: ia-live failed: {result.message}")
-    messages = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    messages = read_jsonl(jsonl)
     captured = result.summary.get("captured", {})
     frames = int(captured.get("frames", 0))
     go = events.get("go", t0)

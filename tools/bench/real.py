@@ -67,6 +67,7 @@ def _videos(folder: Path) -> list[Path]:
 def _run_clip(video: Path, args: argparse.Namespace, checkpoint: Path, num_classes: int, tmp: Path) -> list[dict]:
     """One ia-live run (file mode, JSON Lines) on one video; its messages."""
     from realtime.cli import UsageError, build_parser, prepare
+    from realtime.messages import read_jsonl
     from realtime.pipeline import run
 
     jsonl = tmp / f"{video.stem}.jsonl"
@@ -85,7 +86,7 @@ def _run_clip(video: Path, args: argparse.Namespace, checkpoint: Path, num_class
     result = run(settings)
     if result.code != 0:
         raise SystemExit(f"bench real: ia-live failed on {video.name}: {result.message}")
-    return [json.loads(line) for line in jsonl.read_text().splitlines()] if jsonl.exists() else []
+    return read_jsonl(jsonl) if jsonl.exists() else []
 
 
 def _clip_summary(messages: list[dict], names: list[str]) -> dict:
