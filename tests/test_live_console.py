@@ -3,12 +3,11 @@ and messages: the start-up phases the stages report, progress through a file wit
 history, the gate bar's legend, and only prediction messages (heartbeats and end messages are ignored)."""
 from __future__ import annotations
 
-import json
 
 import pytest
 from rich.console import Console as RichConsole
 
-from conftest import movenet_path
+from conftest import movenet_path, read_messages
 from realtime.console import (GATE_LEGEND, Console, LabelHistory, StartupStatus, format_plain, format_progress,
                               is_prediction, render_live, render_startup)
 
@@ -30,7 +29,7 @@ def real_run(tmp_path_factory, random_checkpoint):
     events: list[tuple[str, str, object]] = []
     result = run(settings, on_event=lambda kind, role, payload: events.append((kind, role, payload)))
     assert result.code == 0, result.message
-    messages = [json.loads(line) for line in out.read_text().splitlines()]
+    messages = read_messages(out)
     assert messages
     return events, messages, settings
 

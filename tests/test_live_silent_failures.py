@@ -10,7 +10,6 @@
 """
 from __future__ import annotations
 
-import json
 import resource
 import signal
 import socket
@@ -25,7 +24,7 @@ import cv2
 import numpy as np
 import pytest
 
-from conftest import REPO, ia_live_cmd, ia_live_env, movenet_path, run_ia_live, segments_of
+from conftest import REPO, ia_live_cmd, ia_live_env, movenet_path, read_messages, run_ia_live, segments_of
 from realtime.sources import FrameSource, SourceError, SourceInfo, make_spec, probe, probe_until_reachable
 
 av = pytest.importorskip("av")
@@ -151,7 +150,7 @@ def test_ia_live_reads_past_damage_and_reports_it(tmp_path, random_checkpoint):
     assert proc.returncode == 0, proc.stderr
     assert "warning:" in proc.stderr and "undecodable" in proc.stderr
     assert "undecodable frames skipped" in proc.stderr          # the summary line
-    messages = [json.loads(line) for line in out.read_text().splitlines()]
+    messages = read_messages(out)
     assert max(m["frame_index"] for m in messages) > 250        # predictions from after the damage
 
 
