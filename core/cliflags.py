@@ -19,9 +19,42 @@ from core.errors import EXIT_USAGE, UserError, one_line
 
 __all__ = ["CliError", "HelpFormatter", "Parser", "make_parser", "add_general_flags", "add_alias", "parse_args",
            "parse_or_exit",
-           "package_version", "setup_logging", "LOG_LEVELS"]
+           "package_version", "setup_logging", "LOG_LEVELS", "positive_int", "positive_float", "non_negative_float"]
 
 LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def positive_int(value: str) -> int:
+    """argparse ``type``: an integer >= 1 (the message names the value, argparse names the flag)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
+    return n
+
+
+def positive_float(value: str) -> float:
+    """argparse ``type``: a number > 0."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
+    if not x > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
+    return x
+
+
+def non_negative_float(value: str) -> float:
+    """argparse ``type``: a finite number >= 0."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}") from None
+    if not x >= 0 or x == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
+    return x
 
 
 class CliError(UserError):

@@ -14,6 +14,7 @@ import argparse
 import logging
 from dataclasses import dataclass
 
+from core.cliflags import positive_float, positive_int
 from core.errors import UserError
 
 __all__ = ["CameraSettings", "CameraSettingsError"]
@@ -25,24 +26,6 @@ class CameraSettingsError(UserError, ValueError):
     """A camera flag that cannot be valid for any camera (or is given without ``--camera``)."""
 
 
-def _positive_int(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return n
-
-
-def _positive_float(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
-    if not x > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return x
 
 
 def _fourcc(value: str) -> str:
@@ -74,9 +57,9 @@ class CameraSettings:
     def cli(cls, parser: argparse.ArgumentParser) -> None:
         group = parser.add_argument_group("camera (with --camera; the camera may refuse or round a request, "
                                           "which is reported)")
-        group.add_argument("--camera-width", type=_positive_int, metavar="PX", help="capture width")
-        group.add_argument("--camera-height", type=_positive_int, metavar="PX", help="capture height")
-        group.add_argument("--camera-fps", type=_positive_float, metavar="FPS", help="capture frame rate")
+        group.add_argument("--camera-width", type=positive_int, metavar="PX", help="capture width")
+        group.add_argument("--camera-height", type=positive_int, metavar="PX", help="capture height")
+        group.add_argument("--camera-fps", type=positive_float, metavar="FPS", help="capture frame rate")
         group.add_argument("--camera-fourcc", type=_fourcc, metavar="CODE",
                            help="pixel format, e.g. MJPG (lets USB cameras deliver 720p/1080p at 30 fps) or YUYV")
 

@@ -23,7 +23,7 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 from core.cliflags import CliError as UsageError  # noqa: E402  (bad input on the command line: one line, exit 2)
-from core.cliflags import add_alias, make_parser, parse_args  # noqa: E402
+from core.cliflags import add_alias, make_parser, non_negative_float, parse_args, positive_float, positive_int  # noqa: E402
 from core.errors import EXIT_SIGINT, EXIT_USAGE, UserError, one_line  # noqa: E402
 from realtime import defaults  # noqa: E402
 from realtime.camera import CameraSettings  # noqa: E402
@@ -37,34 +37,7 @@ DEFAULT_AVERAGE = defaults.AVERAGE
 PROG = "ia-live"
 
 
-def _positive(value: str) -> int:
-    try:
-        n = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value!r}")
-    return n
 
-
-def _positive_float(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}") from None
-    if not x > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {value!r}")
-    return x
-
-
-def _non_negative_float(value: str) -> float:
-    try:
-        x = float(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}") from None
-    if not x >= 0 or x == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {value!r}")
-    return x
 
 
 def _probability(value: str) -> float:
@@ -94,9 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="pace a file at its fps like a camera (drop frames instead of waiting)")
     src.add_argument("--reconnect", action="store_true",
                      help="wait for a camera/stream that is not up yet, and reopen a lost one, with back-off")
-    src.add_argument("--reconnect-timeout", type=_non_negative_float, default=defaults.RECONNECT_TIMEOUT_S,
+    src.add_argument("--reconnect-timeout", type=non_negative_float, default=defaults.RECONNECT_TIMEOUT_S,
                      metavar="SECONDS", help="with --reconnect: give up once unreachable this long (0: never)")
-    src.add_argument("--max-frames", type=_positive, metavar="N", help="stop after N source frames")
+    src.add_argument("--max-frames", type=positive_int, metavar="N", help="stop after N source frames")
     CameraSettings.cli(parser)
 
     model = parser.add_argument_group("model")
@@ -106,17 +79,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     model.add_argument("--engine", default=defaults.ENGINE, choices=engine_names(),
                        help="inference engine; auto = first available of tensorrt, cuda, onnxruntime, torch")
-    model.add_argument("--threads", type=_positive, default=default_threads(),
+    model.add_argument("--threads", type=positive_int, default=default_threads(),
                        help="intra-op threads of the inference engine")
 
     timing = parser.add_argument_group("sampling and smoothing")
-    timing.add_argument("--ref-fps", type=_positive_float, default=None,
+    timing.add_argument("--ref-fps", type=positive_float, default=None,
                         help="frame rate the checkpoint's tau refers to (default: the checkpoint's, 30)")
-    timing.add_argument("--stride", type=_positive, default=defaults.STRIDE,
+    timing.add_argument("--stride", type=positive_int, default=defaults.STRIDE,
                         help="predict every N sampled (RGB) frames")
-    timing.add_argument("--average", type=_positive, default=DEFAULT_AVERAGE,
+    timing.add_argument("--average", type=positive_int, default=DEFAULT_AVERAGE,
                         help="average the probabilities of the last N windows")
-    timing.add_argument("--top-k", dest="topk", type=_positive, default=defaults.TOPK, help="labels per prediction")
+    timing.add_argument("--top-k", dest="topk", type=positive_int, default=defaults.TOPK, help="labels per prediction")
     timing.add_argument("--threshold", type=_probability, default=None, metavar="P",
                         help="abstain (action 'no_action') unless the top action class reaches P "
                              "(default: the checkpoint's calibrated threshold)")
@@ -124,7 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     pose = parser.add_argument_group("pose estimation")
     pose.add_argument("--pose-backend", dest="pose", default=defaults.POSE_BACKEND, metavar="BACKEND",
                       help="pose backend")
-    pose.add_argument("--pose-workers", type=_positive, default=defaults.POSE_WORKERS, help="pose estimation processes")
+    pose.add_argument("--pose-workers", type=positive_int, default=defaults.POSE_WORKERS, help="pose estimation processes")
     try:
         from realtime.pose import BACKENDS, add_cli
 
@@ -139,11 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--topic", default=DEFAULT_TOPIC, help="ZeroMQ topic")
     out.add_argument("--dump-json", nargs="?", const="-", default=None, metavar="PATH",
                      help="write JSON Lines to PATH (stdout when PATH is omitted)")
-    out.add_argument("--heartbeat", type=_non_negative_float, default=defaults.HEARTBEAT_S, metavar="S",
+    out.add_argument("--heartbeat", type=non_negative_float, default=defaults.HEARTBEAT_S, metavar="S",
                      help="publish a heartbeat on ZeroMQ after S seconds without a message (0: never)")
-    out.add_argument("--wait-subscribers", type=_positive, default=0, metavar="N",
+    out.add_argument("--wait-subscribers", type=positive_int, default=0, metavar="N",
                      help="do not start until N ZeroMQ subscribers listen (default: start at once)")
-    out.add_argument("--wait-timeout", type=_positive_float, default=defaults.WAIT_TIMEOUT_S, metavar="S",
+    out.add_argument("--wait-timeout", type=positive_float, default=defaults.WAIT_TIMEOUT_S, metavar="S",
                      help="fail when --wait-subscribers is not met within S seconds")
     out.add_argument("--output", metavar="PATH",
                      help="write an annotated video (mp4, H.264): every source frame at the source fps")

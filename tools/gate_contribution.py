@@ -34,17 +34,10 @@ def build_parser():
 def split_logits(model, rgb: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Video-level logits of the appearance half and of the pose half of the integrated head (bias excluded)."""
     fa, fp = model.forward_features(rgb, pose)
-    k = model.config.pose_factor
+    fp = model.pose_per_rgb_frame(fp)
     b, t = fa.shape[:2]
-    if k > 1:
-        fp = fp.reshape(b, fp.shape[1] // k, k, -1).mean(2)
-    fusion = model.fusion
-    fa, fp = fa.reshape(b * t, -1), fp.reshape(b * t, -1)
-    drive = {"pose": fp, "appearance": fa}.get(fusion.driver)
-    g = fusion.gate(torch.cat((fa, fp), dim=-1) if drive is None else drive)
-    w = model.head.weight
-    app = (g * fusion.align_appearance(fa)) @ w.T
-    pose_part = ((1.0 - g) * fusion.align_pose(fp)) @ w.T
+    app, pose_part, _ = model.fusion.parts(fa.reshape(b * t, -1), fp.reshape(b * t, -1))
+    app, pose_part = app @ model.head.weight.T, pose_part @ model.head.weight.T
     return app.view(b, t, -1).mean(1), pose_part.view(b, t, -1).mean(1)
 
 

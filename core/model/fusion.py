@@ -75,13 +75,18 @@ class GatedFusion(nn.Module):
         driver_dim = {"pose": pose_dim, "appearance": appearance_dim, "both": appearance_dim + pose_dim}[driver]
         self.gate = GatingBlock(driver_dim, dim, convention, gate_norm)
 
-    def forward(self, fa: torch.Tensor, fp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def parts(self, fa: torch.Tensor, fp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(G * A(f_a), (1 - G) * P(f_p), G)``: the two gated halves whose sum is the fused feature (kept
+        apart so that `tools.gate_contribution` can measure how much each one steers the head)."""
         drive = {"pose": fp, "appearance": fa}.get(self.driver)
         if drive is None:
             drive = torch.cat((fa, fp), dim=-1)
         g = self.gate(drive)
-        fused = g * self.align_appearance(fa) + (1.0 - g) * self.align_pose(fp)
-        return fused, g
+        return g * self.align_appearance(fa), (1.0 - g) * self.align_pose(fp), g
+
+    def forward(self, fa: torch.Tensor, fp: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        appearance, pose, g = self.parts(fa, fp)
+        return appearance + pose, g
 
 
 class SumFusion(nn.Module):

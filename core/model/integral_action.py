@@ -136,6 +136,13 @@ class IntegralAction(nn.Module):
         probs = torch.softmax(frame_logits, dim=-1).mean(1)
         return probs, torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))
 
+    def pose_per_rgb_frame(self, fp: torch.Tensor) -> torch.Tensor:
+        """(B, T_pose, C) pose features -> (B, T, C): Table 13 average-pools the T_pose = k*T frames down to T."""
+        k = self.config.pose_factor
+        if k > 1:
+            return fp.reshape(fp.shape[0], fp.shape[1] // k, k, fp.shape[2]).mean(2)
+        return fp
+
     def forward_head(self, features: StreamFeatures) -> ModelOutput:
         fa, fp = features
         variant = self.config.variant
@@ -145,10 +152,7 @@ class IntegralAction(nn.Module):
         elif variant == "pose":
             frame_logits = self.head(fp)
         else:
-            fp_aligned = fp
-            k = self.config.pose_factor
-            if k > 1:  # Table 13: average pool the T_pose = k*T pose features down to T frames
-                fp_aligned = fp.reshape(fp.shape[0], fp.shape[1] // k, k, fp.shape[2]).mean(2)
+            fp_aligned = self.pose_per_rgb_frame(fp)
             if variant == "score_average":
                 pa, _ = self._video_level(self.head_appearance(fa))
                 pp, _ = self._video_level(self.head_pose(fp_aligned))
