@@ -241,12 +241,21 @@ def test_smoke_experiment_rows(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads((tmp_path / "run" / "results.json").read_text())
     methods = [r["method"] for r in rows]
-    assert len(rows) == 10 and len(set(methods)) == 10  # Table 4 (7 rows) + lambda 5 + 2 gate drivers
+    # Table 4 (7 rows) + lambda 5 + 2 gate drivers, then 4 context-swap rows (2 at lambda 1.5, lambda 0 and 5)
+    assert len(rows) == 14 and len(set(methods)) == 14
     assert {"appearance-only model", "pose-only model", "feature fuse", "score average"} <= set(methods)
-    assert sorted(r["lambda"] for r in rows if r["gate_driver"] == "pose") == [0.0, 1.5, 5.0]
-    assert {r["gate_driver"] for r in rows if r["lambda"] == 1.5} == {"pose", "appearance", "both"}
+    paper = [r for r in rows if not r.get("context_swap")]
+    assert sorted(r["lambda"] for r in paper if r["gate_driver"] == "pose") == [0.0, 1.5, 5.0]
+    assert {r["gate_driver"] for r in paper if r["lambda"] == 1.5} == {"pose", "appearance", "both"}
+    assert sorted(r["context_swap"] for r in rows if r.get("context_swap")) == [0.25, 0.5, 0.5, 0.5]
     for row in rows:
-        assert set(row) == {"method", "lambda", "gate_driver", "in_context", "out_of_context", "mean_gate"}
+        keys = {"method", "lambda", "gate_driver", "in_context", "out_of_context", "mean_gate"}
+        if row["method"] not in ("appearance-only model", "pose-only model"):     # stage-2 rows
+            keys |= {"context_swap"}
+        if row.get("lambda") == 1.5 and row["gate_driver"] == "pose":   # the default checkpoint's candidates
+            keys |= {"val"}
+            assert set(row["val"]) == {"in_context", "swapped"}
+        assert set(row) == keys, row
         gated = row["gate_driver"] is not None
         assert (row["mean_gate"] is not None) == gated, row
         if gated:
@@ -256,5 +265,6 @@ def test_smoke_experiment_rows(tmp_path):
                 value = row[split][k]
                 assert isinstance(value, (int, float)) and 0.0 <= value <= 100.0
             assert row[split]["top5"] >= row[split]["top1"]
-    assert "| IntegralAction (ours) | 1.5 | pose |" in (tmp_path / "run" / "results.md").read_text()
+    report = (tmp_path / "run" / "results.md").read_text()
+    assert "| IntegralAction (ours) | 1.5 | pose |" in report and "(chosen)" in report
     assert load_checkpoint(tmp_path / "run" / "stage2_integral_l1.5" / "checkpoint.pt").config.variant == "integral"

@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from core.checkpoint import save_checkpoint
 from core.errors import UserError
 from core.model import IntegralAction, ModelOutput, StreamFeatures, gate_loss
+from train.context_swap import swap_appearance
 from train.distributed import DistContext, all_reduce_sum, barrier
 
 RESUME_FORMAT = "integralaction-live-resume/1"
@@ -68,6 +69,8 @@ class TrainConfig:
     frozen_streams: bool = False
     stream_bn: str = "eval"  # frozen streams' BatchNorm mode: eval (default) | train (released code)
     clip_grad: float | None = None
+    # stage 2: share of training clips given another class's appearance input (train.context_swap)
+    context_swap: float = 0.0
     val_every: int = 1
     device: str = "auto"
 
@@ -75,6 +78,8 @@ class TrainConfig:
         self.milestones = tuple(int(m) for m in self.milestones)
         if self.stream_bn not in STREAM_BN_MODES:
             raise ValueError(f"stream_bn must be one of {STREAM_BN_MODES}, got {self.stream_bn!r}")
+        if not 0.0 <= self.context_swap <= 1.0:
+            raise ValueError(f"context_swap must be in [0, 1], got {self.context_swap}")
         if self.epochs < 0 or self.batch_size < 1 or self.lr <= 0:
             raise ValueError("epochs must be >= 0, batch size >= 1 and lr > 0")
 
@@ -259,7 +264,7 @@ def load_resume(path: Path) -> dict[str, Any]:
 
 
 _RESUME_MUST_MATCH = ("lr", "milestones", "gamma", "momentum", "weight_decay", "batch_size", "seed",
-                      "gate_lambda", "frozen_streams", "stream_bn")
+                      "gate_lambda", "frozen_streams", "stream_bn", "context_swap")
 
 
 @dataclass
@@ -299,7 +304,9 @@ def fit(model: IntegralAction, train_set: Dataset, val_set: Dataset | None, cfg:
     if resume and resume_path.is_file():
         state = load_resume(resume_path)
         saved = state["train_config"]
-        diffs = [k for k in _RESUME_MUST_MATCH if saved.get(k) != cfg.to_dict()[k]]
+        # a setting added after the file was written had its default then
+        defaults, now = TrainConfig().to_dict(), cfg.to_dict()
+        diffs = [k for k in _RESUME_MUST_MATCH if saved.get(k, defaults[k]) != now[k]]
         if diffs:
             raise TrainingError(f"cannot resume {resume_path}: settings differ from the interrupted run ({', '.join(diffs)})")
         model.load_state_dict(state["model"])
@@ -360,10 +367,12 @@ def fit(model: IntegralAction, train_set: Dataset, val_set: Dataset | None, cfg:
             train_set.set_epoch(epoch)
         set_train_mode(model, cfg)
         sums = torch.zeros(5, dtype=torch.float64)  # loss*n, cls*n, gate*n, correct, n
+        swap_gen = torch.Generator().manual_seed(cfg.seed * 100_003 + epoch + 1)  # a pure function of (seed, epoch)
         started = time.monotonic()
         with Progress(*columns, console=console, transient=True, disable=quiet or not ctx.is_main) as bar:
             task = bar.add_task(f"epoch {epoch + 1}/{cfg.epochs}", total=len(loader), info="")
             for batch in loader:
+                batch = swap_appearance(batch, cfg.context_swap, swap_gen)
                 labels = batch["label"].to(device)
                 with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                     out, _ = forward_batch(net, batch, device)
