@@ -57,6 +57,17 @@ def non_negative_float(value: str) -> float:
     return x
 
 
+def unit_interval(value: str) -> float:
+    """argparse ``type``: a number in [0, 1] (a share or probability)."""
+    try:
+        x = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= x <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {value!r}")
+    return x
+
+
 class CliError(UserError):
     """A bad command line or config file: one line on stderr, exit status 2."""
 

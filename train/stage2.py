@@ -25,7 +25,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from core.checkpoint import CheckpointError, read_checkpoint
-from core.cliflags import add_alias, make_parser, parse_or_exit
+from core.cliflags import add_alias, make_parser, parse_or_exit, unit_interval
 from core.model import PRESETS, IntegralAction, ModelConfig, build_model
 from core.model.config import GATE_DRIVERS
 from train.cli import (add_training_args, class_names_for, command_line, open_dataset, run_cli,
@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--stream-bn", choices=("eval", "train"), default="eval",
                     help="frozen streams' BatchNorm: eval (default) or train (the released code)")
     ap.add_argument("--preset", help="model preset for --strategy scratch")
+    ap.add_argument("--context-swap", type=unit_interval, default=0.0, metavar="P",
+                    help="share of training clips given another class's appearance input (train.context_swap; "
+                         "the default checkpoint's recipe, not the paper's)")
     add_training_args(ap, epochs=20, lr=1e-3, milestones=(10, 15))
     return ap
 
@@ -189,13 +192,15 @@ def main(argv: list[str] | None = None) -> int:
             frozen = args.strategy == "frozen"
             epochs = 0 if args.variant == "score_average" else args.epochs
             cfg = train_config_from_args(args, gate_lambda=args.gate_lambda if args.variant == "integral" else 0.0,
-                                         frozen_streams=frozen, stream_bn=args.stream_bn)
+                                         frozen_streams=frozen, stream_bn=args.stream_bn,
+                                         context_swap=args.context_swap)
             cfg.epochs = epochs
             train_set = open_dataset(args.index, model.config, "train", args.seed, args.frame_cache_mb)
             val_set = (open_dataset(args.val_index, model.config, "test", args.seed, args.frame_cache_mb, args.val_clips)
                        if args.val_index else None)
             extra = {"stage": 2, "variant": args.variant, "gate_driver": args.gate_driver,
                      "gate_lambda": args.gate_lambda, "strategy": args.strategy, "stream_bn": args.stream_bn,
+                     "context_swap": args.context_swap,
                      "appearance_checkpoint": str(args.appearance), "pose_checkpoint": str(args.pose),
                      "command": command_line("train.stage2", argv), "train_index": str(args.index)}
             result = fit(model, train_set, val_set, cfg, args.out, class_names=names, ctx=ctx, extra=extra,
