@@ -32,7 +32,7 @@ from core.checkpoint import load_checkpoint, save_checkpoint
 from core.cliflags import make_parser, parse_or_exit
 from core.model import build_model
 from train import evaluate as E
-from train.loop import Predictions, TrainConfig, collate, fit, predict, seed_everything
+from train.loop import Predictions, TrainConfig, accuracy, collate, fit, predict, seed_everything
 from train.stage1 import class_names_for, open_dataset, run_cli
 from train.stage2 import FeatureBank, assemble, compute_features
 
@@ -282,8 +282,7 @@ class Experiment:
 
         swapped = FeatureBank(swapped_copy(val_bank.fa[0], val_bank.labels, seed=self.args.seed)[None],
                               val_bank.fp, val_bank.labels)
-        top1 = {name: round(100.0 * float((predict(model, _bank_loader(bank, 32), self.device).probs.argmax(1)
-                                           == bank.labels.numpy()).mean()), 2)
+        top1 = {name: round(accuracy(predict(model, _bank_loader(bank, 32), self.device))["top1"], 2)
                 for name, bank in (("in_context", val_bank), ("swapped", swapped))}
         try:
             decision = self.calibrate(model, val_bank, names)
