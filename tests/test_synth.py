@@ -231,3 +231,35 @@ def test_framing_bystanders_and_styles_reach_the_cache():
     from tools.synth.motions import FAMILIES
     styles = [FAMILIES["kick"].styles(np.random.default_rng(i))["side_kick"] for i in range(40)]
     assert 0 < np.mean(styles) < 1
+
+
+def _wrists_3d(family: str, style: dict, t: np.ndarray) -> np.ndarray:
+    """Both wrists (F, 2, 3) of a default-built figure facing the camera, in body heights."""
+    from tools.synth.figure import Body, forward_kinematics
+    from tools.synth.motions import Timing, animate
+
+    timing = Timing(speed=1.0, phase=0.0, amp=1.0, warp=0.0, warp_phase=0.0)
+    sk = forward_kinematics(Body(), animate(family, t, timing, "r", style), np.zeros(len(t)))
+    return sk.joints[:, [COCO17.index("l_wrist"), COCO17.index("r_wrist")]]
+
+
+def test_kick_arm_styles_and_drinking_reach_change_the_figure():
+    """Real kicks are mostly done with the arms down and real drinkers reach for a cup on a table: both are
+    styles of their family, and they must move the wrists, not just sit in the style dict."""
+    from tools.synth.motions import FAMILIES
+
+    t = np.linspace(0, 1.4, 30)
+    base = {"height": 70.0, "side_kick": 0.0, "rest": 0.0}
+    guard = _wrists_3d("kick", {**base, "arms": 0.1}, t)
+    hanging = _wrists_3d("kick", {**base, "arms": 0.6}, t)
+    assert guard[:, :, 1].mean() > hanging[:, :, 1].mean() + 0.15          # fists up vs hands by the hips
+    arms = [FAMILIES["kick"].styles(np.random.default_rng(i))["arms"] for i in range(60)]
+    assert 0.2 < np.mean(np.array(arms) < 0.4) < 0.6                     # both styles are drawn
+    sip = {"rest_up": 0.0, "tilt": 10.0, "offset": 0.02, "elbow_up": 0.0, "rest": 0.0}
+    near = _wrists_3d("hand_to_mouth", {**sip, "reach": 0.0}, t)[:, 1]
+    ahead = _wrists_3d("hand_to_mouth", {**sip, "reach": 0.5}, t)[:, 1]
+    beside = _wrists_3d("hand_to_mouth", {**sip, "reach": -0.5}, t)[:, 1]
+    assert ahead[:, 2].max() > near[:, 2].max() + 0.05                   # the cup stands further in front
+    assert np.abs(beside[:, 0]).max() > np.abs(near[:, 0]).max() + 0.1   # or out to the side
+    # ... and the sip itself still brings the wrist up to the mouth
+    assert np.ptp(ahead[:, 1]) > 0.15 and np.ptp(beside[:, 1]) > 0.15

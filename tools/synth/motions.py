@@ -139,12 +139,18 @@ def punch(ph: np.ndarray, side: str, amp: float, style: Style) -> Pose:
 def hand_to_mouth(ph: np.ndarray, side: str, amp: float, style: Style) -> Pose:
     """Bring the held thing to the mouth, hold, lower: drinking and eating share it on purpose.
 
-    The hand starts low (by the hip) or at table height; the head tilts back (a bottle) or stays level."""
+    The hand starts low (by the hip), at table height close to the body, or reaching for a cup on a table in
+    front or to the side (a seated drinker's biggest movement); the head tilts back (a bottle) or stays level."""
     n = len(ph)
     p = _rest(n)
     sg = _sgn(side)
     e = keyframes(ph, [0.0, 0.15, 0.42, 0.72, 0.95, 1.0], [0, 0, 1, 1, 0, 0])
     rest = np.array([sg * 0.14, -0.34 + style["rest_up"], 0.17 + 0.5 * style["rest_up"]])
+    reach = style.get("reach", 0.0)
+    if reach:   # the cup stands on a table at arm's length: in front (reach > 0) or to the side (< 0)
+        ahead = [sg * 0.17, -0.21, 0.27]
+        beside = [sg * 0.33, -0.2, 0.1]
+        rest = np.array(ahead if reach > 0 else beside) + np.array([sg * 0.03, 0.03, 0.0]) * abs(reach)
     # the held cup/bottle puts the wrist beside and below the mouth, not on it
     mouth = np.array([sg * (0.025 + style["offset"]), 0.035 - 0.5 * style["offset"], 0.12])
     p[f"{side}_target"] = rest + (mouth - rest) * e[:, None]
@@ -172,9 +178,19 @@ def kick(ph: np.ndarray, side: str, amp: float, style: Style) -> Pose:
         p[f"{side}_thigh"] = direction(np.full(n, 4.0), thigh, sg)
         p[f"{side}_shin"] = direction(np.full(n, 4.0), shin, sg)
     e = thigh / max(hi, 1.0)
+    arms = style.get("arms", 0.0)
     for s in "lr":
-        p[f"{s}_upper"] = direction(25 + 15 * e, 20 + 10 * e, _sgn(s))
-        p[f"{s}_fore"] = direction(-30 + 0 * e, 120 - 20 * e, _sgn(s))
+        sg_s = _sgn(s)
+        if arms < 0.4:                            # fists up in a guard (a martial-arts kick)
+            p[f"{s}_upper"] = direction(25 + 15 * e, 20 + 10 * e, sg_s)
+            p[f"{s}_fore"] = direction(-30 + 0 * e, 120 - 20 * e, sg_s)
+        elif arms < 0.8:                          # arms hanging, swinging a little against the leg (a ball kick)
+            swing = -18 * e if s == side else 14 * e
+            p[f"{s}_upper"] = direction(8 + 6 * e, swing, sg_s)
+            p[f"{s}_fore"] = direction(6 + 4 * e, swing + 12, sg_s)
+        else:                                     # arms out sideways for balance
+            p[f"{s}_upper"] = direction(20 + 35 * e, 5 * e, sg_s)
+            p[f"{s}_fore"] = direction(25 + 40 * e, 10 * e, sg_s)
     p["pitch"] = -12 * e
     return p
 
@@ -361,9 +377,10 @@ FAMILIES: dict[str, Family] = {
     "punch": Family(punch, 1.5, lambda r: {"height": _u(r, 70, 100), "jabs": float(r.random() < 0.25)}),
     "hand_to_mouth": Family(hand_to_mouth, 0.55, lambda r: {
         "rest_up": _u(r, 0, 0.14), "tilt": _u(r, 5, 30), "offset": _u(r, 0.0, 0.07),
-        "elbow_up": _u(r, -0.25, 0.25) if r.random() < 0.6 else 0.0, "rest": _u(r, 0.0, 0.5)}),
+        "elbow_up": _u(r, -0.25, 0.25) if r.random() < 0.6 else 0.0, "rest": _u(r, 0.0, 0.5),
+        "reach": (_u(r, -1, 1) or 1e-3) if r.random() < 0.4 else 0.0}),
     "kick": Family(kick, 0.7, lambda r: {"height": _u(r, 30, 90), "side_kick": float(r.random() < 0.35),
-                                         "rest": _u(r, 0.0, 0.6)}),
+                                         "rest": _u(r, 0.0, 0.6), "arms": _u(r, 0, 1)}),
     "march": Family(march, 0.9, lambda r: {"knee": _u(r, 55, 95), "hands_out": float(r.random() < 0.4)}),
     "arm_circles": Family(arm_circles, 1.2, lambda r: {"radius": _u(r, 0.35, 2.5),
                                                        "direction": 1.0 if r.random() < 0.5 else -1.0}),
