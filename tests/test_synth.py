@@ -245,16 +245,31 @@ def _wrists_3d(family: str, style: dict, t: np.ndarray) -> np.ndarray:
 
 def test_kick_arm_styles_and_drinking_reach_change_the_figure():
     """Real kicks are mostly done with the arms down and real drinkers reach for a cup on a table: both are
-    styles of their family, and they must move the wrists, not just sit in the style dict."""
-    from tools.synth.motions import FAMILIES
+    styles of the `wide` set, and they must move the wrists, not just sit in the style dict."""
+    from tools.synth.motions import FAMILIES, draw_style
 
     t = np.linspace(0, 1.4, 30)
     base = {"height": 70.0, "side_kick": 0.0, "rest": 0.0}
     guard = _wrists_3d("kick", {**base, "arms": 0.1}, t)
     hanging = _wrists_3d("kick", {**base, "arms": 0.6}, t)
     assert guard[:, :, 1].mean() > hanging[:, :, 1].mean() + 0.15          # fists up vs hands by the hips
-    arms = [FAMILIES["kick"].styles(np.random.default_rng(i))["arms"] for i in range(60)]
+    arms = [draw_style("kick", np.random.default_rng(i), "wide")["arms"] for i in range(60)]
     assert 0.2 < np.mean(np.array(arms) < 0.4) < 0.6                     # both styles are drawn
+    # the base set (what the default checkpoint was trained on) draws exactly what it drew before `wide`
+    for fam in FAMILIES:
+        base = draw_style(fam, np.random.default_rng(7), "base")
+        assert base == FAMILIES[fam].styles(np.random.default_rng(7))
+    assert "arms" not in draw_style("kick", np.random.default_rng(7))
+    assert "reach" not in draw_style("hand_to_mouth", np.random.default_rng(7))
+    base = draw_style("hand_to_mouth", np.random.default_rng(7), "base")
+    wide = draw_style("hand_to_mouth", np.random.default_rng(7), "wide")
+    assert {k: wide[k] for k in base} == base and "reach" in wide
+    assert {p.spec.styles for p in plan(replace(TINY, styles="wide"))} == {"wide"}
+    assert {p.spec.styles for p in plan(TINY)} == {"base"}
+    with pytest.raises(ValueError, match="unknown style set"):
+        draw_style("kick", np.random.default_rng(0), "fancy")
+    reaches = [draw_style("hand_to_mouth", np.random.default_rng(i), "wide")["reach"] for i in range(60)]
+    assert 0.2 < np.mean(np.array(reaches) != 0) < 0.6
     sip = {"rest_up": 0.0, "tilt": 10.0, "offset": 0.02, "elbow_up": 0.0, "rest": 0.0}
     near = _wrists_3d("hand_to_mouth", {**sip, "reach": 0.0}, t)[:, 1]
     ahead = _wrists_3d("hand_to_mouth", {**sip, "reach": 0.5}, t)[:, 1]

@@ -14,6 +14,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from core.cliflags import make_parser, parse_or_exit
 from tools.synth.dataset import CATALOGUE, SPLITS, SynthConfig, generate, plan
+from tools.synth.motions import STYLE_SETS
 
 PRESETS: dict[str, SynthConfig] = {
     # tiny: a pipeline check that generates in well under 30 s on one core
@@ -56,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--bystander-prob", type=float, help="P(a second, idle person in the scene) (0.2)")
     ap.add_argument("--no-action", action=argparse.BooleanOptionalAction, default=None,
                     help="add the no_action class (idle, walking, gestures...) as the last label (default: on)")
+    ap.add_argument("--styles", choices=STYLE_SETS,
+                    help="motion style set: base (what the default checkpoint was trained on) or wide (adds kicks "
+                         "with the arms down and drinking from a table; docs/synth.md) (default: base)")
     ap.add_argument("--workers", type=int, default=1)
     return ap
 
@@ -63,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
 def config_from_args(args: argparse.Namespace) -> SynthConfig:
     cfg = replace(PRESETS[args.preset], out=args.out, seed=args.seed, workers=args.workers)
     for key in ("classes", "train_per_class", "val_per_class", "test_per_class", "test_out_per_class", "frames",
-                "fps", "context_prob", "failure_prob", "bystander_prob", "no_action"):
+                "fps", "context_prob", "failure_prob", "bystander_prob", "no_action", "styles"):
         if getattr(args, key) is not None:
             cfg = replace(cfg, **{key: getattr(args, key)})
     if args.size is not None:

@@ -80,6 +80,7 @@ class SynthConfig:
     bystander_prob: float = 0.2                # P(a second, idle person in the scene)
     no_action: bool = True                     # add the no_action class (last label)
     no_action_factor: float = 1.5              # no_action clips per split = factor x clips per class
+    styles: str = "base"                       # motion style set (motions.STYLE_SETS; docs/synth.md)
     workers: int = 1
 
     def per_class(self, split: str) -> int:
@@ -139,7 +140,7 @@ def plan(cfg: SynthConfig) -> list[ClipPlan]:
                 seed = int(np.random.SeedSequence([cfg.seed, si, label, i]).generate_state(1)[0])
                 spec = ClipSpec(family=cd.family, scene=scene, obj=obj, seed=seed, width=cfg.width,
                                 height=cfg.height, frames=cfg.frames, fps=cfg.fps, pose_failure=failure,
-                                framing=framing, bystander=bystander)
+                                framing=framing, bystander=bystander, styles=cfg.styles)
                 plans.append(ClipPlan(name=f"{split}_{cd.name}_{i:04d}", split=split, label=label,
                                       label_name=cd.name, spec=spec, in_context=in_ctx, context_class=ctx.name))
     return plans

@@ -377,10 +377,9 @@ FAMILIES: dict[str, Family] = {
     "punch": Family(punch, 1.5, lambda r: {"height": _u(r, 70, 100), "jabs": float(r.random() < 0.25)}),
     "hand_to_mouth": Family(hand_to_mouth, 0.55, lambda r: {
         "rest_up": _u(r, 0, 0.14), "tilt": _u(r, 5, 30), "offset": _u(r, 0.0, 0.07),
-        "elbow_up": _u(r, -0.25, 0.25) if r.random() < 0.6 else 0.0, "rest": _u(r, 0.0, 0.5),
-        "reach": (_u(r, -1, 1) or 1e-3) if r.random() < 0.4 else 0.0}),
+        "elbow_up": _u(r, -0.25, 0.25) if r.random() < 0.6 else 0.0, "rest": _u(r, 0.0, 0.5)}),
     "kick": Family(kick, 0.7, lambda r: {"height": _u(r, 30, 90), "side_kick": float(r.random() < 0.35),
-                                         "rest": _u(r, 0.0, 0.6), "arms": _u(r, 0, 1)}),
+                                         "rest": _u(r, 0.0, 0.6)}),
     "march": Family(march, 0.9, lambda r: {"knee": _u(r, 55, 95), "hands_out": float(r.random() < 0.4)}),
     "arm_circles": Family(arm_circles, 1.2, lambda r: {"radius": _u(r, 0.35, 2.5),
                                                        "direction": 1.0 if r.random() < 0.5 else -1.0}),
@@ -389,6 +388,27 @@ FAMILIES: dict[str, Family] = {
     "none": Family(no_action, 0.5, lambda r: {"kind": float(r.integers(len(NO_ACTION_KINDS))),
                                               **{f"c{i}": _u(r, -1, 1) for i in range(16)}}),
 }
+
+
+# Style sets (`tools.synth --styles`). `base` is what the committed default checkpoint was trained on. `wide`
+# adds styles seen in real footage: kicks with the arms hanging or out for balance instead of a guard, and
+# drinking/eating that picks the cup up from a table at arm's length. Drawn after the base style from the same
+# generator, so `base` output stays byte-identical to what it was before `wide` existed.
+STYLE_SETS = ("base", "wide")
+WIDE_STYLES: dict[str, Callable[[np.random.Generator], Style]] = {
+    "hand_to_mouth": lambda r: {"reach": (_u(r, -1, 1) or 1e-3) if r.random() < 0.4 else 0.0},
+    "kick": lambda r: {"arms": _u(r, 0, 1)},
+}
+
+
+def draw_style(family: str, rng: np.random.Generator, style_set: str = "base") -> Style:
+    """One clip's style of `family` from the given style set."""
+    if style_set not in STYLE_SETS:
+        raise ValueError(f"unknown style set {style_set!r} (choose from {', '.join(STYLE_SETS)})")
+    style = FAMILIES[family].styles(rng)
+    if style_set == "wide" and family in WIDE_STYLES:
+        style.update(WIDE_STYLES[family](rng))
+    return style
 
 
 @dataclass(frozen=True)

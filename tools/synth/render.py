@@ -13,7 +13,7 @@ import numpy as np
 
 from tools.synth.figure import (COCO17, JOINT_PARTS, PART_IDS, Camera, body_parts, draw_parts,
                                 forward_kinematics, project_skeleton, random_body)
-from tools.synth.motions import FAMILIES, NO_ACTION_KINDS, animate, random_timing
+from tools.synth.motions import FAMILIES, NO_ACTION_KINDS, animate, draw_style, random_timing
 from tools.synth.scenes import OBJECTS, draw_object, make_scene
 
 VISIBLE, OCCLUDED, OUTSIDE = 0, 1, 2
@@ -39,6 +39,7 @@ class ClipSpec:
     pose_failure: str | None = None     # None | "out_of_frame" | "missing" | "jitter" | "occlusion"
     framing: str = "full"               # "full" | "legs_cut" (shins out of frame) | "upper_body" (hips up)
     bystander: bool = False             # a second, idle person in the scene
+    styles: str = "base"                # motion style set (motions.STYLE_SETS)
 
 
 @dataclass
@@ -79,7 +80,7 @@ def render_clip(spec: ClipSpec, draw_figure: bool = True) -> RenderedClip:
     body = random_body(rng)
     timing = random_timing(rng)
     side = "r" if rng.random() < 0.7 else "l"
-    motion_style = FAMILIES[spec.family].styles(rng)
+    motion_style = draw_style(spec.family, rng, spec.styles)
     yaw0 = float(rng.uniform(-90, 90))          # front view to profile, either way
     yaw = yaw0 + _smooth_drift(rng, n, 6.0)
     pose = animate(spec.family, t, timing, side, motion_style)
