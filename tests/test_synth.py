@@ -249,16 +249,15 @@ def test_kick_arm_styles_and_drinking_reach_change_the_figure():
     from tools.synth.motions import FAMILIES, draw_style
 
     t = np.linspace(0, 1.4, 30)
-    base = {"height": 70.0, "side_kick": 0.0, "rest": 0.0}
-    guard = _wrists_3d("kick", {**base, "arms": 0.1}, t)
-    hanging = _wrists_3d("kick", {**base, "arms": 0.6}, t)
+    kick_style = {"height": 70.0, "side_kick": 0.0, "rest": 0.0}
+    guard = _wrists_3d("kick", {**kick_style, "arms": 0.1}, t)
+    hanging = _wrists_3d("kick", {**kick_style, "arms": 0.6}, t)
     assert guard[:, :, 1].mean() > hanging[:, :, 1].mean() + 0.15          # fists up vs hands by the hips
     arms = [draw_style("kick", np.random.default_rng(i), "wide")["arms"] for i in range(60)]
     assert 0.2 < np.mean(np.array(arms) < 0.4) < 0.6                     # both styles are drawn
     # the base set (what the default checkpoint was trained on) draws exactly what it drew before `wide`
     for fam in FAMILIES:
-        base = draw_style(fam, np.random.default_rng(7), "base")
-        assert base == FAMILIES[fam].styles(np.random.default_rng(7))
+        assert draw_style(fam, np.random.default_rng(7), "base") == FAMILIES[fam].styles(np.random.default_rng(7))
     assert "arms" not in draw_style("kick", np.random.default_rng(7))
     assert "reach" not in draw_style("hand_to_mouth", np.random.default_rng(7))
     base = draw_style("hand_to_mouth", np.random.default_rng(7), "base")
