@@ -268,3 +268,24 @@ def test_smoke_experiment_rows(tmp_path):
     report = (tmp_path / "run" / "results.md").read_text()
     assert "| IntegralAction (ours) | 1.5 | pose |" in report and "(chosen)" in report
     assert load_checkpoint(tmp_path / "run" / "stage2_integral_l1.5" / "checkpoint.pt").config.variant == "integral"
+
+
+@pytest.mark.timeout(600)
+def test_pose_warm_restart_starts_from_the_first_runs_weights(tmp_path, monkeypatch):
+    """A preset's `pose_restart` continues the pose stream from the first run's weights (a 0-epoch restart
+    must reproduce them exactly; a fresh initialisation would not) and stage 2 gets the restart's checkpoint."""
+    from dataclasses import replace
+
+    import train.experiment as X
+
+    monkeypatch.setitem(X.PRESETS, "smoke_restart", replace(X.PRESETS["smoke"], pose_restart=(0, 1e-2, ())))
+    out = tmp_path / "run"
+    assert X.main(["--preset", "smoke_restart", "--data", str(tmp_path / "data"), "--out", str(out),
+                   "--seed", "0", "--only-stage1", "pose", "--quiet"]) == 0
+    first = load_checkpoint(out / "stage1_pose" / "checkpoint.pt").state_dict()
+    restart = load_checkpoint(out / "stage1_pose_restart" / "checkpoint.pt").state_dict()
+    fresh = X.build_model("fast", class_names=X.class_names_for(tmp_path / "data" / "train.jsonl"), variant="pose",
+                          **X.PRESETS["smoke"].model_overrides).state_dict()
+    assert first.keys() == restart.keys()
+    assert all(torch.equal(first[k], restart[k]) for k in first)
+    assert any(not torch.equal(first[k], fresh[k]) for k in first if first[k].is_floating_point())

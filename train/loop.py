@@ -319,7 +319,7 @@ def fit(model: IntegralAction, train_set: Dataset, val_set: Dataset | None, cfg:
         history = [json.loads(h) for h in state["history"]]
         console.print(f"[bold]resuming[/] {out_dir} after epoch {start_epoch}/{cfg.epochs}")
     elif resume:
-        console.print(f"[yellow]no resume file in {out_dir}; starting from scratch[/]")
+        console.print(f"[yellow]no resume file in {out_dir}; starting at epoch 1[/]")
 
     net: nn.Module = model
     if ctx.distributed and trainable:
