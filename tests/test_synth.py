@@ -255,7 +255,7 @@ def test_kick_arm_styles_and_drinking_reach_change_the_figure():
     assert guard[:, :, 1].mean() > hanging[:, :, 1].mean() + 0.15          # fists up vs hands by the hips
     arms = [draw_style("kick", np.random.default_rng(i), "wide")["arms"] for i in range(60)]
     assert 0.2 < np.mean(np.array(arms) < 0.4) < 0.6                     # both styles are drawn
-    # the base set (what the default checkpoint was trained on) draws exactly what it drew before `wide`
+    # the base set draws exactly what it drew before `wide` existed
     for fam in FAMILIES:
         assert draw_style(fam, np.random.default_rng(7), "base") == FAMILIES[fam].styles(np.random.default_rng(7))
     assert "arms" not in draw_style("kick", np.random.default_rng(7))

@@ -273,7 +273,7 @@ def test_smoke_experiment_rows(tmp_path):
 @pytest.mark.timeout(600)
 def test_pose_warm_restart_starts_from_the_first_runs_weights(tmp_path, monkeypatch):
     """A preset's `pose_restart` continues the pose stream from the first run's weights (a 0-epoch restart
-    must reproduce them exactly; a fresh initialisation would not) and stage 2 gets the restart's checkpoint."""
+    must reproduce them exactly; a fresh initialisation would not)."""
     from dataclasses import replace
 
     import train.experiment as X

@@ -128,12 +128,17 @@ STAGE2_ROWS: list[tuple[str, str, str, float | None, str | None, float]] = [
 DEFAULT_CANDIDATES = ("integral_l1.5", "integral_swap0.25", "integral_swap0.5")
 
 
-def ensure_data(data: Path, preset: str, seed: int, extra_args: tuple[str, ...] = ()) -> None:
+def synth_argv(preset: ExperimentPreset, seed: int) -> list[str]:
+    """The `tools.synth` flags of a preset's data: what `ensure_data` runs and what the reports record."""
+    return ["--preset", preset.synth_preset, "--seed", str(seed), *preset.synth_args]
+
+
+def ensure_data(data: Path, preset: ExperimentPreset, seed: int) -> None:
     if all((data / f"{s}.jsonl").is_file() for s in SPLIT_FILES):
         return
     from tools.synth.__main__ import main as synth_main
 
-    if synth_main(["--out", str(data), "--preset", preset, "--seed", str(seed), *extra_args]) != 0:
+    if synth_main(["--out", str(data), *synth_argv(preset, seed)]) != 0:
         raise RuntimeError(f"tools.synth failed to generate {data}")
 
 
@@ -191,12 +196,13 @@ class Experiment:
             return result.checkpoint
         epochs, lr, milestones = p.pose_restart
         seed_everything(a.seed)
-        model = load_checkpoint(result.checkpoint)   # the restart starts from the first run's weights
+        first = result.checkpoint
+        model = load_checkpoint(first)   # the restart starts from the first run's weights
         cfg = replace(cfg, epochs=epochs, lr=lr, milestones=milestones, val_every=epochs)
         t = time.monotonic()
         result = fit(model, train, val, cfg, self.out / "stage1_pose_restart", class_names=names, resume=True,
                      quiet=a.quiet, extra={"stage": 1, "stream": stream, "command": self.command,
-                                           "initialised_from": str(self.out / "stage1_pose" / "checkpoint.pt")})
+                                           "initialised_from": str(first)})
         self.timings["stage1_pose_restart_s"] = round(time.monotonic() - t, 1)
         return result.checkpoint
 
@@ -228,15 +234,13 @@ class Experiment:
 
     @property
     def synth_command(self) -> str:
-        """How the data is (or would be) generated: `ensure_data` runs exactly these flags."""
-        return " ".join(["python -m tools.synth --preset", self.preset.synth_preset, "--seed", str(self.args.seed),
-                         *self.preset.synth_args])
+        return " ".join(["python -m tools.synth", *synth_argv(self.preset, self.args.seed)])
 
     def run(self) -> list[dict[str, Any]]:
         a, p = self.args, self.preset
         torch.set_num_threads(max(1, a.threads)) if a.threads else None
         t = time.monotonic()
-        ensure_data(a.data, p.synth_preset, a.seed, p.synth_args)
+        ensure_data(a.data, p, a.seed)
         self.timings["data_s"] = round(time.monotonic() - t, 1)
         names = class_names_for(a.data / "train.jsonl")
         if a.only_stage1:   # train one stream (e.g. both at once in two processes, then run the rest)

@@ -390,10 +390,11 @@ FAMILIES: dict[str, Family] = {
 }
 
 
-# Style sets (`tools.synth --styles`). `base` is what the committed default checkpoint was trained on. `wide`
-# adds styles seen in real footage: kicks with the arms hanging or out for balance instead of a guard, and
-# drinking/eating that picks the cup up from a table at arm's length. Drawn after the base style from the same
-# generator, so `base` output stays byte-identical to what it was before `wide` existed.
+# Style sets (`tools.synth --styles`). `base` is the generator's original motions. `wide` (the default
+# checkpoint's data since 2026-12-07) adds styles seen in real footage: kicks with the arms hanging or out for
+# balance instead of a guard, and drinking/eating that picks the cup up from a table at arm's length. Drawn
+# after the base style from the same generator, so `base` output stays byte-identical to what it was before
+# `wide` existed.
 STYLE_SETS = ("base", "wide")
 WIDE_STYLES: dict[str, Callable[[np.random.Generator], Style]] = {
     "hand_to_mouth": lambda r: {"reach": (_u(r, -1, 1) or 1e-3) if r.random() < 0.4 else 0.0},
