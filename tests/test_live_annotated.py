@@ -135,6 +135,29 @@ def test_file_frames_wait_for_the_prediction_that_precedes_them():
     assert state.overlay(16)[0]["action"] == "clap"
 
 
+def test_a_pose_or_prediction_that_arrives_before_its_frame_is_not_waited_for():
+    """The writer's queue has three producers and no order between them: capture queues a tick to the pose
+    workers *before* it announces the frame (and may then wait for a video slot), so the pose, even the
+    window's prediction, can come first. Such a frame must still be drawable (before the fix it waited
+    forever, the ring filled and capture stalled: `ia-live --output` hung on a 1080p NTU clip)."""
+    state = OverlayState(wait=True)
+    state.pose(_pose(0))                                       # pose of frame 0 before frame 0
+    state.frame(VideoFrame(slot=0, index=0, tick=0, window_end=False))
+    assert state.ready(0)
+    state.pose(_pose(8))
+    state.prediction(PredictionOverlay(index=8, message=_message(8, "wave")))   # both before frame 8
+    state.frame(VideoFrame(slot=1, index=8, tick=1, window_end=True))
+    state.frame(VideoFrame(slot=2, index=9, tick=None, window_end=False))
+    assert state.ready(8) and state.ready(9)
+    assert state.overlay(9)[0]["action"] == "wave"
+    state.frame(VideoFrame(slot=3, index=16, tick=2, window_end=True))   # its pose and prediction still to come
+    assert not state.ready(16)
+    state.pose(_pose(16))
+    assert not state.ready(16)
+    state.prediction(PredictionOverlay(index=16, message=_message(16, "clap")))
+    assert state.ready(16)
+
+
 def test_live_frames_never_wait():
     state = OverlayState(wait=False)
     state.frame(VideoFrame(slot=0, index=0, tick=0, window_end=True))

@@ -9,7 +9,10 @@ Files (`realtime.flow.BackPressure`) are exact: a frame waits in its ring slot u
 pose that belongs before it has arrived (a window end or a tick at or before the frame is still pending), so
 the video shows what the published messages say, frame for frame. This never deadlocks: what a held frame
 waits for was already captured, and capture only waits for a free slot, which the writer returns as soon as
-the pipeline catches up. Live sources never wait: a frame is drawn at once with what is known, and a frame
+the pipeline catches up. The three producers write to one queue without ordering between them, so a
+tick's pose (or a window's prediction) can reach the writer *before* capture's `VideoFrame` of that frame
+(capture queues the tick first, then may wait for a video slot); `OverlayState` remembers what came early,
+else such a frame would wait forever for what has already passed, fill the ring and stall capture. Live sources never wait: a frame is drawn at once with what is known, and a frame
 that finds no free slot is not recorded (counted in ``video_dropped``).
 """
 from __future__ import annotations
@@ -34,20 +37,29 @@ class OverlayState:
         self._pending_poses: set[int] = set()
         self._predictions: deque[PredictionOverlay] = deque()
         self._poses: dict[int, PoseOverlay] = {}
+        self._early_poses: set[int] = set()       # poses that arrived before their frame was announced
+        self._last_prediction = -1                # predictions arrive in order: the latest window end seen
 
     def frame(self, item: VideoFrame) -> None:
         if not self.wait or item.tick is None:
             return
-        self._pending_poses.add(item.index)
-        if item.window_end:
+        if item.index in self._early_poses:
+            self._early_poses.discard(item.index)
+        else:
+            self._pending_poses.add(item.index)
+        if item.window_end and item.index > self._last_prediction:
             self._pending_predictions.append(item.index)
 
     def pose(self, item: PoseOverlay) -> None:
         self._poses[item.index] = item
-        self._pending_poses.discard(item.index)
+        if item.index in self._pending_poses:
+            self._pending_poses.discard(item.index)
+        elif self.wait:
+            self._early_poses.add(item.index)     # frames are announced in order: this one is still to come
 
     def prediction(self, item: PredictionOverlay) -> None:
         self._predictions.append(item)
+        self._last_prediction = max(self._last_prediction, item.index)
         while self._pending_predictions and self._pending_predictions[0] <= item.index:
             self._pending_predictions.popleft()
 
@@ -56,6 +68,7 @@ class OverlayState:
         self.wait = False
         self._pending_predictions.clear()
         self._pending_poses.clear()
+        self._early_poses.clear()
 
     def ready(self, index: int) -> bool:
         """May source frame `index` be drawn now?"""
