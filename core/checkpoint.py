@@ -86,8 +86,30 @@ def _torch_load(source: Any, path: Path) -> Any:
     try:
         return torch.load(source, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for corrupt/untrusted files
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        head = _head(source)
+        if head is not None and not head.startswith((b"PK\x03\x04", b"\x80")):
+            raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint (neither a zip archive nor a pickle; "
+                                  f"it starts with {head[:8]!r})") from None
+        text = str(exc).strip()
+        first = text.splitlines()[0] if text else type(exc).__name__
+        if "central directory" in first:                  # miniz's words for a cut-off download or copy
+            first = "the zip archive is truncated or damaged"
+        elif isinstance(exc, KeyError) or len(first) < 8:   # e.g. KeyError(101) says nothing on its own
+            first = f"{type(exc).__name__}: {first}"
         raise CheckpointError(f"cannot read checkpoint {path} with weights_only=True: {one_line(first, 200)}") from None
+
+
+def _head(source: Any) -> bytes | None:
+    """The first bytes of a checkpoint file or buffer (None when unreadable), to tell junk from damage."""
+    try:
+        if isinstance(source, (str, os.PathLike)):
+            with open(source, "rb") as f:
+                return f.read(16)
+        if hasattr(source, "getvalue"):
+            return bytes(source.getvalue()[:16])
+    except OSError:
+        return None
+    return None
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

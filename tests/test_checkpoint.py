@@ -54,6 +54,7 @@ def test_errors_are_one_line(tmp_path):
     assert "not found" in messages["missing"] and "empty" in messages["empty"]
     assert "import_official" in messages["release"]
     assert "weights_only" in messages["evil"]
+    assert "not a PyTorch checkpoint" in messages["garbage"]     # not "KeyError(101)" or a miniz internal
 
 
 def test_incompatible_weights_are_reported(tmp_path):
