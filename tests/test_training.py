@@ -224,8 +224,14 @@ def test_stage_cli_bad_input_is_one_line(tmp_path):
                            str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "o")],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 2
-    assert proc.stderr.startswith("error:") and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith("python -m train.stage1: error:") and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
+    assert "clip index not found" in proc.stderr and "missing.jsonl" in proc.stderr   # not "classes.txt"
+    (tmp_path / "file").write_text("x")      # --out naming a file: refused at parse time, not a tensorboard trace
+    proc = subprocess.run([sys.executable, "-m", "train.stage1", "--stream", "pose", "--index",
+                           str(tmp_path / "missing.jsonl"), "--out", str(tmp_path / "file")],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "exists and is not a folder" in proc.stderr and "Traceback" not in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "train.stage2", "--appearance-checkpoint", str(tmp_path / "nope.pt"),
                            "--pose-checkpoint", str(tmp_path / "nope.pt"), "--index", str(tmp_path / "missing.jsonl"),
                            "--out", str(tmp_path / "o")], cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -21,8 +21,18 @@ __all__ = ["add_training_args", "train_config_from_args", "open_dataset", "class
            "run_cli"]
 
 
+def out_folder(text: str) -> Path:
+    """``--out``: a folder that may not exist yet, never an existing file (found at parse time, not after
+    the data has been opened and the model built)."""
+    path = Path(text)
+    if path.exists() and not path.is_dir():
+        raise argparse.ArgumentTypeError(f"{path} exists and is not a folder")
+    return path
+
+
 def add_training_args(ap: argparse.ArgumentParser, epochs: int, lr: float, milestones: Sequence[int]) -> None:
-    ap.add_argument("--out", type=Path, required=True, help="run folder (checkpoint.pt, resume.pt, metrics.jsonl, tb/)")
+    ap.add_argument("--out", type=out_folder, required=True,
+                    help="run folder (checkpoint.pt, resume.pt, metrics.jsonl, tb/)")
     ap.add_argument("--epochs", type=int, default=epochs)
     ap.add_argument("--lr", type=float, default=lr)
     ap.add_argument("--milestones", type=int, nargs="*", default=list(milestones), help="epochs where lr *= --gamma")
@@ -60,8 +70,10 @@ def open_dataset(index: str | Path, config: ModelConfig, mode: str, seed: int = 
 
 
 def class_names_for(index: str | Path) -> list[str]:
-    from core.clipindex import classes_path_for, read_classes
+    from core.clipindex import ClipIndexError, classes_path_for, read_classes
 
+    if not Path(index).is_file():   # say so before looking for the classes.txt beside it
+        raise ClipIndexError(f"clip index not found: {index}")
     return read_classes(classes_path_for(index))
 
 
@@ -69,7 +81,7 @@ def command_line(module: str, argv: Sequence[str] | None) -> str:
     return f"python -m {module} " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
 
 
-def run_cli(body: Callable[[], int]) -> int:
+def run_cli(body: Callable[[], int], prog: str | None = None) -> int:
     """Known user errors (`core.errors.UserError`, and ValueError/FileNotFoundError from argument checks)
-    become one line on stderr and exit status 2, never a traceback; Ctrl-C exits 130."""
-    return run_main(body, None, also=(ValueError, FileNotFoundError), interrupted="interrupted; continue with --resume")
+    become one line on stderr, prefixed with ``prog``, and exit status 2, never a traceback; Ctrl-C exits 130."""
+    return run_main(body, prog, also=(ValueError, FileNotFoundError), interrupted="interrupted; continue with --resume")

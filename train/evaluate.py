@@ -24,6 +24,7 @@ from core.cliflags import add_alias, make_parser, parse_or_exit
 from core.devices import device_arg
 from train import metrics as M
 from train.loop import Predictions, collate, predict
+from train.cli import out_folder
 
 
 # -- prediction -----------------------------------------------------------------------------------
@@ -206,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--pose-checkpoint", dest="pose", type=Path, help="stage-1 pose-only checkpoint (oracle, score sweep)")
     add_alias(ap, "--appearance", "--appearance-checkpoint")
     add_alias(ap, "--pose", "--pose-checkpoint")
-    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--out", type=out_folder, required=True)
     ap.add_argument("--clips", type=int, default=10, help="test clips per video (probabilities averaged)")
     ap.add_argument("--batch-size", type=int, default=4, help="videos per batch")
     ap.add_argument("--workers", type=int, default=2)
@@ -253,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from train.cli import run_cli
 
-    return run_cli(body)
+    return run_cli(body, "python -m train.evaluate")
 
 
 if __name__ == "__main__":

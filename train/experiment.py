@@ -33,7 +33,7 @@ from core.cliflags import make_parser, parse_or_exit
 from core.model import build_model
 from train import evaluate as E
 from train.loop import Predictions, TrainConfig, accuracy, collate, fit, predict, seed_everything
-from train.stage1 import class_names_for, open_dataset, run_cli
+from train.cli import class_names_for, open_dataset, out_folder, run_cli
 from train.stage2 import FeatureBank, assemble, compute_features
 
 SPLIT_FILES = ("train", "val", "test_in", "test_out")
@@ -470,7 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = make_parser(prog="python -m train.experiment", description=__doc__.splitlines()[0])
     ap.add_argument("--preset", choices=sorted(PRESETS), default="small")
     ap.add_argument("--data", type=Path, required=True, help="synthetic benchmark folder (generated if absent)")
-    ap.add_argument("--out", type=Path, required=True, help="run folder (stage-1/2 runs, analyses.json)")
+    ap.add_argument("--out", type=out_folder, required=True, help="run folder (stage-1/2 runs, analyses.json)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--report-dir", type=Path, help="where results.md/results.json/figures go (default: --out)")
     ap.add_argument("--default-checkpoint", type=Path, help="also write the IntegralAction (lambda 1.5) model here")
@@ -492,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(rows, indent=1))
         return 0
 
-    return run_cli(body)
+    return run_cli(body, "python -m train.experiment")
 
 
 if __name__ == "__main__":

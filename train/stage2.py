@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
             teardown()
         return 0
 
-    return run_cli(body)
+    return run_cli(body, "python -m train.stage2")
 
 
 if __name__ == "__main__":
