@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import movenet_path, run_ia_live
+from conftest import REPO, ia_live_cmd, ia_live_env, movenet_path, run_ia_live
 from realtime.annotate import annotate_frame
 from realtime.items import PoseOverlay, PredictionOverlay, VideoFrame
 from realtime.stages.video import OverlayState
@@ -57,6 +57,39 @@ def test_annotated_video_has_every_source_frame_at_the_source_fps(shared, random
     assert diff[int(h * 0.95):, :].mean() > 30                   # the gate bar along the bottom
     assert diff[: int(h * 0.08), : int(w * 0.2)].mean() > 30     # the label panel, top left
     assert np.median(diff[int(h * 0.3): int(h * 0.7), int(w * 0.3): int(w * 0.7)]) < 30   # the picture itself
+
+
+def test_annotated_video_of_a_long_1080p_clip_does_not_hang(shared, random_checkpoint, tmp_path):
+    """The NTU drink-water clip (103 frames of 1920x1080): the video ring holds 41 such frames, fewer than
+    come before the first prediction, so capture waits for slots while poses race ahead of their frames.
+    Before the fix `ia-live --output` hung here in 3 of 4 runs (a race, so this test can miss it; the
+    deterministic check is the `OverlayState` test below); it must finish with every frame written."""
+    import os
+    import signal
+    import subprocess
+
+    source = shared("data", "videos", "S001C001P001R001A001_rgb.avi")
+    if not h264_available():
+        pytest.skip("PyAV with libx264 is not installed")
+    out = tmp_path / "annotated.mp4"
+    proc = subprocess.Popen(ia_live_cmd(["--video", str(source), "--checkpoint", str(random_checkpoint),
+                                         "--pose-model", str(movenet_path()), "--no-zmq", "--engine", "torch",
+                                         "--output", str(out), "--quiet"]),
+                            cwd=REPO, env=ia_live_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=300)    # ~20 s on 2 cores; a hang never ends
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGTERM)      # the supervisor's own shutdown frees its shared memory
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+        pytest.fail("ia-live --output hung on a 1080p clip")
+    assert proc.returncode == 0, err
+    frames, _, _ = _decode(out)
+    assert len(frames) == 103
 
 
 # -- the encoder -------------------------------------------------------------------------------------------
