@@ -88,8 +88,8 @@ def _torch_load(source: Any, path: Path) -> Any:
     except Exception as exc:  # torch raises many types for corrupt/untrusted files
         head = _head(source)
         if head is not None and not head.startswith((b"PK\x03\x04", b"\x80")):
-            raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint (neither a zip archive nor a pickle; "
-                                  f"it starts with {head[:8]!r})") from None
+            raise CheckpointError(f"cannot read checkpoint {path}: not a PyTorch checkpoint (neither a zip "
+                                  f"archive nor a pickle; it starts with {head[:8]!r})") from None
         text = str(exc).strip()
         first = text.splitlines()[0] if text else type(exc).__name__
         if "central directory" in first:                  # miniz's words for a cut-off download or copy

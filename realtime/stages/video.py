@@ -12,8 +12,9 @@ waits for was already captured, and capture only waits for a free slot, which th
 the pipeline catches up. The three producers write to one queue without ordering between them, so a
 tick's pose (or a window's prediction) can reach the writer *before* capture's `VideoFrame` of that frame
 (capture queues the tick first, then may wait for a video slot); `OverlayState` remembers what came early,
-else such a frame would wait forever for what has already passed, fill the ring and stall capture. Live sources never wait: a frame is drawn at once with what is known, and a frame
-that finds no free slot is not recorded (counted in ``video_dropped``).
+else such a frame would wait forever for what has already passed, fill the ring and stall capture.
+Live sources never wait: a frame is drawn at once with what is known, and a frame that finds no free slot
+is not recorded (counted in ``video_dropped``).
 """
 from __future__ import annotations
 
