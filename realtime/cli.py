@@ -296,11 +296,17 @@ def prepare(args: argparse.Namespace):
             zmq = check_endpoint(zmq, allow_remote=allow_remote)
         except Exception as exc:  # noqa: BLE001
             raise UsageError(one_line(exc)) from None
-    for path in (args.output, args.dump_json if args.dump_json not in (None, "-") else None):
-        if path and not Path(path).resolve().parent.is_dir():
-            raise UsageError(f"output folder does not exist: {Path(path).parent}")
     if args.output and not str(args.output).lower().endswith((".mp4", ".m4v", ".mov", ".avi")):
         raise UsageError(f"--output must be a video file name (.mp4), got {args.output}")
+    for path in (args.output, args.dump_json if args.dump_json not in (None, "-") else None):
+        if path:   # a missing folder is made, as the training commands make their --out (runs/ on a fresh clone)
+            folder = Path(path).resolve().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                raise UsageError(f"cannot write {path}: a file stands where its folder would be") from None
+            except OSError as exc:
+                raise UsageError(f"cannot create the output folder {Path(path).parent}: {exc.strerror or exc}") from None
     try:
         engine = configure_engine(args.engine, args)
     except UserError as exc:

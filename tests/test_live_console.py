@@ -21,7 +21,7 @@ def real_run(tmp_path_factory, random_checkpoint):
     from realtime.supervisor import run
 
     clip = shared_path("data", "videos", "stgcn_tai_chi.mp4")
-    out = tmp_path_factory.mktemp("console") / "out.jsonl"
+    out = tmp_path_factory.mktemp("console") / "new" / "out.jsonl"   # a missing folder is made (README's runs/)
     args = build_parser().parse_args([
         "--video", str(clip), "--checkpoint", str(random_checkpoint), "--pose-model", str(movenet_path()),
         "--no-zmq", "--engine", "torch", "--max-frames", "90", "--dump-json", str(out), "--quiet"])

@@ -68,13 +68,14 @@ def _bad_inputs(tmp: Path, checkpoint: Path) -> dict[str, tuple[list[str], str]]
         "missing camera": (["--camera", "57"], "cannot open camera 57"),
         "missing checkpoint": (["--checkpoint", str(tmp / "none.pt")], "checkpoint not found"),
         "junk checkpoint": (["--checkpoint", str(junk_ckpt)], "cannot read checkpoint"),
+        "output under a file": (["--dump-json", str(junk_ckpt / "out.jsonl")], "a file stands where its folder"),
         "bad flag": (["--stride", "0"], "--stride"),
         "unknown flag": (["--no-such-flag"], "unrecognized arguments"),
     }
 
 
 CASES = ["missing file", "empty file", "corrupt file", "text file", "directory", "missing camera",
-         "missing checkpoint", "junk checkpoint", "bad flag", "unknown flag"]
+         "missing checkpoint", "junk checkpoint", "output under a file", "bad flag", "unknown flag"]
 
 
 @pytest.mark.parametrize("case", CASES)
