@@ -22,7 +22,7 @@ import numpy as np
 
 NO_ACTION = "no_action"
 
-__all__ = ["NO_ACTION", "Decision", "DecisionRule", "calibrate_threshold"]
+__all__ = ["NO_ACTION", "Decision", "DecisionRule", "calibrate_threshold", "calibrated_rule"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +96,25 @@ def calibrate_threshold(probs: np.ndarray, labels: np.ndarray, class_names: Sequ
     if not ok.any():
         raise ValueError("no correctly recognised action window to calibrate on")
     return float(np.quantile(p[ok, y[ok]], 1.0 - keep))
+
+
+def calibrated_rule(probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str], source: str,
+                    keep: float = 0.95) -> dict[str, Any]:
+    """`calibrate_threshold` as a checkpoint records it (``extra["decision"]``), with what it costs on the
+    calibration windows themselves: the share of ``no_action`` windows and of action windows that abstain.
+    ``source`` names the windows (e.g. "the synthetic val split"); `train.experiment` and `tools.calibrate`
+    both write their record through this one function."""
+    p = np.asarray(probs, dtype=np.float64)
+    y = np.asarray(labels, dtype=np.int64)
+    threshold = round(calibrate_threshold(p, y, class_names, keep=keep), 4)
+    rule = DecisionRule(threshold=threshold, calibration=(
+        f"keeps {keep:.0%} of correctly recognised action windows of {source} ({len(y)} windows)"))
+    abstained = np.array([rule.decide(pv, class_names).abstained for pv in p])
+    result: dict[str, Any] = rule.to_dict()
+    if NO_ACTION in class_names:
+        none = list(class_names).index(NO_ACTION)
+        result["val_no_action_abstained"] = round(float(abstained[y == none].mean()), 4) if (y == none).any() else None
+        result["val_action_abstained"] = round(float(abstained[y != none].mean()), 4)
+    else:
+        result["val_action_abstained"] = round(float(abstained.mean()), 4)
+    return result

@@ -67,3 +67,24 @@ def test_calibrated_threshold_keeps_the_asked_share_of_correct_action_windows():
     assert np.mean([d != NO_ACTION for d in decided]) <= kept.mean() + 1e-9
     with pytest.raises(ValueError, match="no correctly"):
         calibrate_threshold(probs[:5] * 0 + [0, 0, 0, 1], labels[:5] * 0, NAMES)
+
+
+def test_calibrated_rule_records_the_threshold_and_what_it_costs():
+    """The record a checkpoint stores (train.experiment, tools.calibrate): the threshold of
+    `calibrate_threshold`, and the shares of action / no_action windows the whole rule abstains on."""
+    from core.decision import calibrated_rule
+
+    rng = np.random.default_rng(1)
+    n = 300
+    labels = rng.integers(0, 4, n)
+    logits = rng.normal(0, 1, (n, 4))
+    logits[np.arange(n), labels] += rng.uniform(0, 4, n)
+    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    record = calibrated_rule(probs, labels, NAMES, "test windows", keep=0.9)
+    assert record["threshold"] == round(calibrate_threshold(probs, labels, NAMES, keep=0.9), 4)
+    assert record["calibration"] == f"keeps 90% of correctly recognised action windows of test windows ({n} windows)"
+    rule = DecisionRule(threshold=record["threshold"])
+    abstained = np.array([rule.decide(p, NAMES).abstained for p in probs])
+    assert record["val_action_abstained"] == round(abstained[labels != 3].mean(), 4)
+    assert record["val_no_action_abstained"] == round(abstained[labels == 3].mean(), 4)
+    assert 0 < record["val_action_abstained"] < record["val_no_action_abstained"] <= 1

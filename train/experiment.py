@@ -332,7 +332,7 @@ class Experiment:
     @torch.no_grad()
     def calibrate(self, model, val_bank: FeatureBank, names: list[str]) -> dict[str, Any]:
         """The decision threshold from single windows of the synthetic validation clips (core.decision)."""
-        from core.decision import DecisionRule, calibrate_threshold
+        from core.decision import calibrated_rule
 
         model.eval()
         probs, labels = [], []
@@ -346,16 +346,8 @@ class Experiment:
             probs.append(out.probs.float().numpy())
             labels.append(batch["label"].repeat_interleave(n).numpy())
         p, y = np.concatenate(probs), np.concatenate(labels)
-        threshold = round(calibrate_threshold(p, y, names, keep=0.95), 4)
-        rule = DecisionRule(threshold=threshold, calibration=(
-            f"keeps 95% of correctly recognised action windows of the synthetic val split ({len(y)} windows)"))
-        decided = [rule.decide(pv, names).action for pv in p]
-        none = names.index("no_action") if "no_action" in names else None
-        result = {**rule.to_dict()}
-        if none is not None:
-            result["val_no_action_abstained"] = round(float(np.mean([d == "no_action" for d, l in zip(decided, y) if l == none])), 4)
-        result["val_action_abstained"] = round(float(np.mean([d == "no_action" for d, l in zip(decided, y) if l != none])), 4)
-        self.log(f"decision threshold {threshold} ({result})")
+        result = calibrated_rule(p, y, names, "the synthetic val split")
+        self.log(f"decision threshold {result['threshold']} ({result})")
         return result
 
     # -- outputs ---------------------------------------------------------------------------------
