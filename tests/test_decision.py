@@ -51,13 +51,17 @@ def test_checkpoint_rule_and_override():
         DecisionRule().decide(np.ones(3) / 3, NAMES)
 
 
-def test_calibrated_threshold_keeps_the_asked_share_of_correct_action_windows():
-    rng = np.random.default_rng(0)
-    n = 400
+def _windows(seed: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities of n windows over NAMES, more or less confident in their (random) true class."""
+    rng = np.random.default_rng(seed)
     labels = rng.integers(0, 4, n)
     logits = rng.normal(0, 1, (n, 4))
     logits[np.arange(n), labels] += rng.uniform(0, 4, n)
-    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    return np.exp(logits) / np.exp(logits).sum(1, keepdims=True), labels
+
+
+def test_calibrated_threshold_keeps_the_asked_share_of_correct_action_windows():
+    probs, labels = _windows(seed=0, n=400)
     t = calibrate_threshold(probs, labels, NAMES, keep=0.9)
     correct = (probs.argmax(1) == labels) & (labels != 3)          # no_action windows do not count
     kept = probs[correct, labels[correct]] >= t
@@ -74,12 +78,8 @@ def test_calibrated_rule_records_the_threshold_and_what_it_costs():
     `calibrate_threshold`, and the shares of action / no_action windows the whole rule abstains on."""
     from core.decision import calibrated_rule
 
-    rng = np.random.default_rng(1)
     n = 300
-    labels = rng.integers(0, 4, n)
-    logits = rng.normal(0, 1, (n, 4))
-    logits[np.arange(n), labels] += rng.uniform(0, 4, n)
-    probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    probs, labels = _windows(seed=1, n=n)
     record = calibrated_rule(probs, labels, NAMES, "test windows", keep=0.9)
     assert record["threshold"] == round(calibrate_threshold(probs, labels, NAMES, keep=0.9), 4)
     assert record["calibration"] == f"keeps 90% of correctly recognised action windows of test windows ({n} windows)"
