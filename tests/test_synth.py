@@ -277,3 +277,35 @@ def test_kick_arm_styles_and_drinking_reach_change_the_figure():
     assert np.abs(beside[:, 0]).max() > np.abs(near[:, 0]).max() + 0.1   # or out to the side
     # ... and the sip itself still brings the wrist up to the mouth
     assert np.ptp(ahead[:, 1]) > 0.15 and np.ptp(beside[:, 1]) > 0.15
+
+
+def _ankle_lifts(style_set: str, n: int = 200) -> np.ndarray:
+    """Ankle rise of the kicking leg within a 72-frame, 30 fps clip, in leg lengths, over n random kick clips."""
+    from tools.synth.figure import Body, forward_kinematics
+    from tools.synth.motions import animate, draw_style, random_timing
+
+    t = np.arange(72) / 30.0
+    lifts = []
+    for seed in range(n):
+        rng = np.random.default_rng(seed)
+        timing = random_timing(rng)
+        style = draw_style("kick", rng, style_set)
+        sk = forward_kinematics(Body(), animate("kick", t, timing, "r", style), np.zeros(len(t)))
+        ankle, hip = sk.joints[:, COCO17.index("r_ankle"), 1], sk.joints[:, COCO17.index("l_hip"), 1]
+        lifts.append(np.ptp(ankle) / (hip[0] - sk.joints[0, COCO17.index("l_ankle"), 1]))
+    return np.array(lifts)
+
+
+def test_kicks_style_set_makes_every_kick_visible():
+    """In `wide` a fifth of the kick clips barely lift the foot within the clip (a low kick times a small
+    amplitude, or a single repetition whose kick falls outside the 2.4 s): a label their poses cannot carry.
+    `kicks` keeps every other family's draws and makes every kick clip lift the ankle."""
+    from tools.synth.motions import FAMILIES, draw_style
+
+    assert np.mean(_ankle_lifts("wide") < 0.15) > 0.1
+    assert _ankle_lifts("kicks").min() >= 0.15
+    for fam in FAMILIES:
+        if fam != "kick":
+            assert draw_style(fam, np.random.default_rng(3), "kicks") == draw_style(fam, np.random.default_rng(3), "wide")
+    style = draw_style("kick", np.random.default_rng(3), "kicks")
+    assert 50 <= style["height"] <= 90 and 0.2 <= style["peak_at"] <= 0.8

@@ -295,3 +295,15 @@ def test_pose_warm_restart_starts_from_the_first_runs_weights(tmp_path, monkeypa
     assert first.keys() == restart.keys()
     assert all(torch.equal(first[k], restart[k]) for k in first)
     assert any(not torch.equal(first[k], fresh[k]) for k in first if first[k].is_floating_point())
+    # --pose-first-run: the restart starts from a first run trained elsewhere, and no first run is trained here
+    other = tmp_path / "other"
+    assert X.main(["--preset", "smoke_restart", "--data", str(tmp_path / "data"), "--out", str(other), "--seed", "0",
+                   "--only-stage1", "pose", "--quiet", "--pose-first-run", str(out / "stage1_pose" / "checkpoint.pt")]) == 0
+    assert not (other / "stage1_pose").exists()
+    again = load_checkpoint(other / "stage1_pose_restart" / "checkpoint.pt").state_dict()
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    # ... and needs a preset with a restart and an existing file
+    assert X.main(["--preset", "smoke", "--data", str(tmp_path / "data"), "--out", str(other), "--quiet",
+                   "--pose-first-run", str(out / "stage1_pose" / "checkpoint.pt")]) == 2
+    assert X.main(["--preset", "smoke_restart", "--data", str(tmp_path / "data"), "--out", str(other), "--quiet",
+                   "--pose-first-run", str(tmp_path / "nope.pt")]) == 2

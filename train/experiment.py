@@ -103,6 +103,8 @@ PRESETS: dict[str, ExperimentPreset] = {
 # the default recipe on the `wide` style set (kick arm styles, drinking from a table: docs/synth.md), with
 # the pose stream's warm restart
 PRESETS["wide"] = replace(PRESETS["default"], synth_args=("--styles", "wide"), pose_restart=(32, 5e-2, (20, 28)))
+# the same on the `kicks` style set (every kick at least knee-high, its peak inside the clip: docs/synth.md)
+PRESETS["kicks"] = replace(PRESETS["wide"], synth_args=("--styles", "kicks"))
 
 # (row key, method label, variant, lambda, gate driver, context swap); the pose-driven lambda-1.5 row of
 # Table 6 is the "IntegralAction" row itself, so it is trained once. The context-swap rows are this
@@ -188,15 +190,18 @@ class Experiment:
                           seed=a.seed, val_every=epochs)
         train = open_dataset(a.data / "train.jsonl", model.config, "train", a.seed)
         val = open_dataset(a.data / "val.jsonl", model.config, "test", a.seed, n_clips=p.val_clips)
-        t = time.monotonic()
-        result = fit(model, train, val, cfg, self.out / f"stage1_{stream}", class_names=names, resume=True,
-                     quiet=a.quiet, extra={"stage": 1, "stream": stream, "command": self.command})
-        self.timings[f"stage1_{stream}_s"] = round(time.monotonic() - t, 1)
-        if stream != "pose" or p.pose_restart is None:
-            return result.checkpoint
+        if stream == "pose" and a.pose_first_run:   # the restart starts from a first run trained elsewhere
+            first = a.pose_first_run
+        else:
+            t = time.monotonic()
+            result = fit(model, train, val, cfg, self.out / f"stage1_{stream}", class_names=names, resume=True,
+                         quiet=a.quiet, extra={"stage": 1, "stream": stream, "command": self.command})
+            self.timings[f"stage1_{stream}_s"] = round(time.monotonic() - t, 1)
+            if stream != "pose" or p.pose_restart is None:
+                return result.checkpoint
+            first = result.checkpoint
         epochs, lr, milestones = p.pose_restart
         seed_everything(a.seed)
-        first = result.checkpoint
         model = load_checkpoint(first)   # the restart starts from the first run's weights
         cfg = replace(cfg, epochs=epochs, lr=lr, milestones=milestones, val_every=epochs)
         t = time.monotonic()
@@ -230,7 +235,8 @@ class Experiment:
         return (f"python -m train.experiment --preset {self.args.preset} --data {self.args.data} "
                 f"--out {self.args.out} --seed {self.args.seed}"
                 + (f" --report-dir {self.args.report_dir}" if self.args.report_dir else "")
-                + (f" --test-clips {self.args.test_clips}" if self.args.test_clips else ""))
+                + (f" --test-clips {self.args.test_clips}" if self.args.test_clips else "")
+                + (f" --pose-first-run {self.args.pose_first_run}" if self.args.pose_first_run else ""))
 
     @property
     def synth_command(self) -> str:
@@ -471,12 +477,24 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--only-stage1", choices=("appearance", "pose"),
                     help="train only this stage-1 stream and stop (run both streams as two processes, then the "
                          "whole command again: finished stage-1 runs are not retrained)")
+    ap.add_argument("--pose-first-run", type=Path, metavar="CKPT",
+                    help="start the pose stream's warm restart from this checkpoint instead of training the "
+                         "preset's first run (e.g. the first run of another preset's data; the restart records it)")
     ap.add_argument("--quiet", action="store_true")
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_or_exit(build_parser(), argv)
+    if args.pose_first_run is not None:
+        if PRESETS[args.preset].pose_restart is None:
+            print(f"python -m train.experiment: error: --pose-first-run needs a preset with a pose warm restart "
+                  f"(wide, kicks), not {args.preset}", file=sys.stderr)
+            return 2
+        if not args.pose_first_run.is_file():
+            print(f"python -m train.experiment: error: --pose-first-run: no such file: {args.pose_first_run}",
+                  file=sys.stderr)
+            return 2
 
     def body() -> int:
         rows = Experiment(args).run()

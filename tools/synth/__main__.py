@@ -58,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-action", action=argparse.BooleanOptionalAction, default=None,
                     help="add the no_action class (idle, walking, gestures...) as the last label (default: on)")
     ap.add_argument("--styles", choices=STYLE_SETS,
-                    help="motion style set: base, or wide (adds kicks with the arms down and drinking from a table; "
-                         "the default checkpoint's data; docs/synth.md) (default: base)")
+                    help="motion style set: base; wide (adds kicks with the arms down and drinking from a table; "
+                         "the default checkpoint's data); kicks (wide with every kick at least knee-high and its "
+                         "peak inside the clip); docs/synth.md (default: base)")
     ap.add_argument("--workers", type=int, default=1)
     return ap
 
