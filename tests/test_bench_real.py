@@ -65,7 +65,10 @@ def test_two_real_dev_clips_through_the_live_pipeline(shared, tmp_path):
 def test_bad_input_is_one_line(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     (tmp_path / "nolabel.mp4").write_bytes(b"")
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "notes.txt").write_text("no videos here")
     for args, text in ((["--clips", str(tmp_path / "missing")], "not a folder"),
+                       (["--other", str(tmp_path / "empty")], "no videos (.mp4"),
                        (["--clips", str(tmp_path)], "is not named <label>__"),
                        ([], "give --clips")):
         proc = subprocess.run([sys.executable, "-m", "tools.bench", "real", *args], cwd=REPO, env=env,

@@ -59,9 +59,15 @@ def _label_of(path: Path, relabel: list[tuple[str, str]]) -> str | None:
 
 
 def _videos(folder: Path) -> list[Path]:
+    """The videos in `folder`, sorted; `tools.gate_contribution --real` lists its clips with it too."""
+    from core.errors import UserError
+
     if not folder.is_dir():
-        raise SystemExit(f"bench real: not a folder: {folder}")
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXT)
+        raise UserError(f"not a folder: {folder}")
+    videos = sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_EXT)
+    if not videos:   # a wrong folder would otherwise give an empty report and exit 0
+        raise UserError(f"no videos ({', '.join(VIDEO_EXT)}) in {folder}")
+    return videos
 
 
 def _run_clip(video: Path, args: argparse.Namespace, checkpoint: Path, num_classes: int, tmp: Path) -> list[dict]:
@@ -212,6 +218,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+    from core.errors import UserError, one_line
     from realtime.cli import DEFAULT_CHECKPOINT
 
     if args.clips is None and args.other is None:
@@ -224,8 +231,13 @@ def run(args: argparse.Namespace) -> int:
         raise SystemExit("bench real: --relabel must look like GLOB=LABEL")
     labelled: list[tuple[Path, str]] = []
     other: list[Path] = []
+    try:
+        clip_videos = _videos(args.clips) if args.clips is not None else []
+        other_videos = _videos(args.other) if args.other is not None else []
+    except UserError as exc:
+        raise SystemExit(f"bench real: {one_line(exc)}") from None
     if args.clips is not None:
-        for v in _videos(args.clips):
+        for v in clip_videos:
             label = _label_of(v, relabel)
             if label is None:
                 raise SystemExit(f"bench real: {v.name} is not named <label>__*.mp4")
@@ -233,7 +245,7 @@ def run(args: argparse.Namespace) -> int:
         if args.limit:
             labelled = labelled[: args.limit]
     if args.other is not None:
-        for v in _videos(args.other):
+        for v in other_videos:
             label = _label_of(v, relabel)
             if label is not None:
                 labelled.append((v, label))
