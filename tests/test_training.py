@@ -302,6 +302,15 @@ def test_pose_warm_restart_starts_from_the_first_runs_weights(tmp_path, monkeypa
     assert not (other / "stage1_pose").exists()
     again = load_checkpoint(other / "stage1_pose_restart" / "checkpoint.pt").state_dict()
     assert all(torch.equal(first[k], again[k]) for k in first)
+    # the whole run then records where its pose stream started, in the report and beside the default checkpoint
+    first_run = out / "stage1_pose" / "checkpoint.pt"
+    assert X.main(["--preset", "smoke_restart", "--data", str(tmp_path / "data"), "--out", str(other), "--seed", "0",
+                   "--quiet", "--pose-first-run", str(first_run), "--default-checkpoint", str(tmp_path / "d.pt")]) == 0
+    meta = json.loads((tmp_path / "d.json").read_text())
+    assert meta["pose_first_run"]["checkpoint"] == str(first_run)
+    assert "--only-stage1 pose" not in meta["training_command"] and "--preset smoke_restart" in meta["pose_first_run"]["command"]
+    assert f"--pose-first-run {first_run}" in meta["training_command"]
+    assert f"pose `{first_run}` (trained elsewhere)" in (other / "results.md").read_text()
     # ... and needs a preset with a restart and an existing file
     assert X.main(["--preset", "smoke", "--data", str(tmp_path / "data"), "--out", str(other), "--quiet",
                    "--pose-first-run", str(out / "stage1_pose" / "checkpoint.pt")]) == 2

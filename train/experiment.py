@@ -379,6 +379,11 @@ class Experiment:
                 "accuracy": {"in_context": row["in_context"], "out_of_context": row["out_of_context"]},
                 "mean_gate": row["mean_gate"], "decision": decision,
                 "data": f"synthetic benchmark ({self.synth_command})"}
+        if self.args.pose_first_run:   # the restart's starting point was trained by another command
+            from core.checkpoint import read_checkpoint
+
+            first = read_checkpoint(self.args.pose_first_run).get("extra", {})
+            meta["pose_first_run"] = {"checkpoint": str(self.args.pose_first_run), "command": first.get("command")}
         path.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")
         self.log(f"default checkpoint written: {path}")
 
@@ -396,8 +401,10 @@ class Experiment:
                  "", f"Command: `{self.command}`", "",
                  f"Seed {self.args.seed}; synthetic data `{self.synth_command}`; model `fast` with "
                  f"{json.dumps(p.model_overrides)}; stage 1 appearance {p.stage1_epochs} epochs (lr {p.stage1_lr}, x0.1 at "
-                 f"{list(p.stage1_milestones)}), pose {p.stage1_schedule('pose')[0]} epochs (lr "
-                 f"{p.stage1_schedule('pose')[1]}, x0.1 at {list(p.stage1_schedule('pose')[2])})"
+                 f"{list(p.stage1_milestones)}), pose "
+                 + (f"`{self.args.pose_first_run}` (trained elsewhere)" if self.args.pose_first_run else
+                    f"{p.stage1_schedule('pose')[0]} epochs (lr {p.stage1_schedule('pose')[1]}, x0.1 at "
+                    f"{list(p.stage1_schedule('pose')[2])})")
                  + ("" if p.pose_restart is None else f" then a warm restart of {p.pose_restart[0]} epochs (lr "
                     f"{p.pose_restart[1]}, x0.1 at {list(p.pose_restart[2])})") + f"; stage 2 {p.stage2_epochs} epochs (lr {p.stage2_lr}, x0.1 at "
                  f"{list(p.stage2_milestones)}) on frozen streams (eval-mode BN), {p.stage2_views} augmented views of "
