@@ -30,6 +30,7 @@ from torch.utils.data import DataLoader
 
 from core.checkpoint import load_checkpoint, save_checkpoint
 from core.cliflags import make_parser, parse_or_exit
+from core.errors import UserError
 from core.model import build_model
 from train import evaluate as E
 from train.loop import Predictions, TrainConfig, accuracy, collate, fit, predict, seed_everything
@@ -493,17 +494,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_or_exit(build_parser(), argv)
-    if args.pose_first_run is not None:
-        if PRESETS[args.preset].pose_restart is None:
-            print(f"python -m train.experiment: error: --pose-first-run needs a preset with a pose warm restart "
-                  f"(wide, kicks), not {args.preset}", file=sys.stderr)
-            return 2
-        if not args.pose_first_run.is_file():
-            print(f"python -m train.experiment: error: --pose-first-run: no such file: {args.pose_first_run}",
-                  file=sys.stderr)
-            return 2
 
     def body() -> int:
+        if args.pose_first_run is not None:
+            restarting = sorted(k for k, v in PRESETS.items() if v.pose_restart is not None)
+            if PRESETS[args.preset].pose_restart is None:
+                raise UserError(f"--pose-first-run needs a preset with a pose warm restart ({', '.join(restarting)}), "
+                                f"not {args.preset}")
+            if not args.pose_first_run.is_file():
+                raise UserError(f"--pose-first-run: no such file: {args.pose_first_run}")
         rows = Experiment(args).run()
         if not args.quiet:
             print(json.dumps(rows, indent=1))
