@@ -403,7 +403,6 @@ FAMILIES: dict[str, Family] = {
 # lengths as something else, 2 of 20 with a higher lift). `kicks` draws 50-90 (knee to hip height, what the
 # kick's docstring always said) and, for single-repetition kicks (`rest` > 0, up to 6 s a cycle), places the
 # kick's peak inside the clip (4 % of `wide`'s kick clips never reached it). Drawn after `wide`'s styles.
-STYLE_SETS = ("base", "wide", "kicks")
 WIDE_STYLES: dict[str, Callable[[np.random.Generator], Style]] = {
     "hand_to_mouth": lambda r: {"reach": (_u(r, -1, 1) or 1e-3) if r.random() < 0.4 else 0.0},
     "kick": lambda r: {"arms": _u(r, 0, 1)},
@@ -412,6 +411,10 @@ KICK_PEAK_PHASE = 0.44   # where in its cycle `kick` reaches its peak (its keyfr
 KICKS_STYLES: dict[str, Callable[[np.random.Generator], Style]] = {
     "kick": lambda r: {"height": _u(r, 50, 90), "peak_at": _u(r, 0.2, 0.8), "peak_phase": KICK_PEAK_PHASE},
 }
+# each set's layers over the base style, drawn in this order (so each set extends the one before unchanged)
+STYLE_LAYERS: dict[str, tuple[dict[str, Callable[[np.random.Generator], Style]], ...]] = {
+    "base": (), "wide": (WIDE_STYLES,), "kicks": (WIDE_STYLES, KICKS_STYLES)}
+STYLE_SETS = tuple(STYLE_LAYERS)
 
 
 def draw_style(family: str, rng: np.random.Generator, style_set: str = "base") -> Style:
@@ -419,10 +422,9 @@ def draw_style(family: str, rng: np.random.Generator, style_set: str = "base") -
     if style_set not in STYLE_SETS:
         raise ValueError(f"unknown style set {style_set!r} (choose from {', '.join(STYLE_SETS)})")
     style = FAMILIES[family].styles(rng)
-    if style_set in ("wide", "kicks") and family in WIDE_STYLES:
-        style.update(WIDE_STYLES[family](rng))
-    if style_set == "kicks" and family in KICKS_STYLES:
-        style.update(KICKS_STYLES[family](rng))
+    for layer in STYLE_LAYERS[style_set]:
+        if family in layer:
+            style.update(layer[family](rng))
     return style
 
 
