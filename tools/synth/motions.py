@@ -391,12 +391,12 @@ FAMILIES: dict[str, Family] = {
 
 
 # Style sets (`tools.synth --styles`). `base` is the generator's original motions. `wide` (the default
-# checkpoint's data since 2026-12-07) adds styles seen in real footage: kicks with the arms hanging or out for
+# checkpoint's data until the `kicks` run) adds styles seen in real footage: kicks with the arms hanging or out for
 # balance instead of a guard, and drinking/eating that picks the cup up from a table at arm's length. Drawn
 # after the base style from the same generator, so `base` output stays byte-identical to what it was before
 # `wide` existed.
 #
-# `kicks` is `wide` with every kick a visible kick. In `base`/`wide` the peak thigh angle is drawn from 30-90
+# `kicks` (the default checkpoint's data since 2026-12-07) is `wide` with every kick a visible kick. In `base`/`wide` the peak thigh angle is drawn from 30-90
 # degrees and scaled by the clip's amplitude (x0.65-1.12), so the lowest kicks lift the thigh ~20 degrees:
 # no_action's walking steps swing it 12-24 degrees, so those clips carried a label their poses cannot
 # support (measured: the pose-only stream read 3 of the 6 clean test kicks with an ankle lift under 0.2 leg
