@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from core.checkpoint import load_checkpoint, save_checkpoint
+from core.checkpoint import load_checkpoint, read_checkpoint, save_checkpoint
 from core.cliflags import make_parser, parse_or_exit
 from core.errors import UserError
 from core.model import build_model
@@ -381,8 +381,6 @@ class Experiment:
                 "mean_gate": row["mean_gate"], "decision": decision,
                 "data": f"synthetic benchmark ({self.synth_command})"}
         if self.args.pose_first_run:   # the restart's starting point was trained by another command
-            from core.checkpoint import read_checkpoint
-
             first = read_checkpoint(self.args.pose_first_run).get("extra", {})
             meta["pose_first_run"] = {"checkpoint": str(self.args.pose_first_run), "command": first.get("command")}
         path.with_suffix(".json").write_text(json.dumps(meta, indent=1) + "\n")

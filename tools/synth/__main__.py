@@ -59,8 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="add the no_action class (idle, walking, gestures...) as the last label (default: on)")
     ap.add_argument("--styles", choices=STYLE_SETS,
                     help="motion style set: base; wide (adds kicks with the arms down and drinking from a table; "
-                         "the default checkpoint's data); kicks (wide with every kick at least knee-high and its "
-                         "peak inside the clip); docs/synth.md (default: base)")
+                         "the previous default's data); kicks (wide with every kick at least knee-high and its "
+                         "peak inside the clip; the default checkpoint's data); docs/synth.md (default: base)")
     ap.add_argument("--workers", type=int, default=1)
     return ap
 
