@@ -27,13 +27,14 @@ def test_summary_counts_clips_abstention_and_other_videos():
     ]}
     s = summarise(result)
     assert s["top1"] == 50.0 and s["top3"] == 100.0
+    assert s["top1_ci95"] == [9.5, 90.5]   # Wilson, 1 of 2: 0.5 +- 0.4055 with z 1.96
     assert s["per_class"] == {"kicking": 0.0, "waving": 100.0}
     assert s["abstention_rate"] == pytest.approx((1 + 6) / 10)
     assert s["other_non_abstaining_rate"] == pytest.approx(4 / 20)
     assert s["confusion"]["cols"] == ["kicking", "waving", "no_action"]
     assert s["confusion"]["counts"] == [[0, 0, 1], [0, 1, 0]]
     text = to_markdown({**result, "summary": s})
-    assert "clip top-1 50.0 %" in text and "non-abstaining messages 20.0 %" in text
+    assert "clip top-1 50.0 % (95 % interval 9.5-90.5, Wilson)" in text and "non-abstaining messages 20.0 %" in text
 
 
 def test_labels_come_from_file_names_and_relabel_patterns():

@@ -84,3 +84,27 @@ def test_analyse_and_report(tmp_path):
     assert "| z |" in (tmp_path / "report.md").read_text()
     with pytest.raises(ValueError, match="different videos"):
         analyse(main, names, Predictions(A, LABELS[::-1]), Predictions(P, LABELS))
+
+
+def test_wilson_interval_matches_published_values():
+    """Newcombe (1998), Table I: 81 of 263 -> 0.2553-0.3662; 15 of 148 -> 0.0624-0.1605; 0 of 20 -> 0-0.1611."""
+    from train.metrics import wilson_interval
+
+    for (k, n), (lo, hi) in (((81, 263), (0.2553, 0.3662)), ((15, 148), (0.0624, 0.1605)), ((0, 20), (0.0, 0.1611))):
+        got = wilson_interval(k, n)
+        assert abs(got[0] - lo) < 6e-4 and abs(got[1] - hi) < 6e-4, (k, n, got)
+    lo, hi = wilson_interval(20, 20)
+    assert hi == 1.0 and 0.8 < lo < 0.85
+    with pytest.raises(ValueError):
+        wilson_interval(3, 2)
+
+
+def test_mcnemar_exact_is_the_two_sided_binomial_tail():
+    from math import comb
+
+    from train.metrics import mcnemar_exact
+
+    assert mcnemar_exact(0, 0) == 1.0 and mcnemar_exact(3, 3) == 1.0
+    assert mcnemar_exact(5, 0) == mcnemar_exact(0, 5) == 2 / 32
+    assert abs(mcnemar_exact(8, 2) - 2 * sum(comb(10, i) for i in range(3)) / 1024) < 1e-12   # 0.109
+    assert mcnemar_exact(20, 0) < 1e-5

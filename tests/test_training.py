@@ -242,7 +242,8 @@ def test_stage_cli_bad_input_is_one_line(tmp_path):
 def test_smoke_experiment_rows(tmp_path):
     """CI: the whole Table 4/6/7 pipeline on the `smoke` synthetic benchmark (structure only, not the pattern)."""
     proc = subprocess.run([sys.executable, "-m", "train.experiment", "--preset", "smoke", "--data",
-                           str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--seed", "0", "--quiet"],
+                           str(tmp_path / "data"), "--out", str(tmp_path / "run"), "--seed", "0", "--quiet",
+                           "--stage2-seeds", "2"],
                           cwd=REPO, capture_output=True, text=True, timeout=580)
     assert proc.returncode == 0, proc.stderr[-2000:]
     rows = json.loads((tmp_path / "run" / "results.json").read_text())
@@ -261,6 +262,16 @@ def test_smoke_experiment_rows(tmp_path):
         if row.get("lambda") == 1.5 and row["gate_driver"] == "pose":   # the default checkpoint's candidates
             keys |= {"val"}
             assert set(row["val"]) == {"in_context", "swapped"}
+        if row["gate_driver"] == "pose" and row["lambda"] in (1.5, 5.0) and row["context_swap"] in (0.0, 0.25, 0.5) \
+                and not (row["lambda"] == 5.0 and row["context_swap"]):   # --stage2-seeds 2: the spread rows
+            keys |= {"seed_spread"}
+            spread = row["seed_spread"]
+            assert spread["seeds"] == [0, 1] and [r["seed"] for r in spread["runs"]] == [0, 1]
+            assert spread["runs"][0]["out_of_context"] == row["out_of_context"]["top1"]
+            assert set(spread["runs"][0]["vs_pose_out_of_context"]) == {"reference_only", "row_only", "p_value"}
+            for split in ("in_context", "out_of_context"):   # the first seed is the row itself
+                assert spread[split]["min"] <= row[split]["top1"] <= spread[split]["max"]
+                assert spread[split]["min"] <= spread[split]["mean"] <= spread[split]["max"]
         assert set(row) == keys, row
         gated = row["gate_driver"] is not None
         assert (row["mean_gate"] is not None) == gated, row
@@ -274,6 +285,12 @@ def test_smoke_experiment_rows(tmp_path):
     report = (tmp_path / "run" / "results.md").read_text()
     assert "| IntegralAction (ours) | 1.5 | pose |" in report and "(chosen)" in report
     assert load_checkpoint(tmp_path / "run" / "stage2_integral_l1.5" / "checkpoint.pt").config.variant == "integral"
+    # the second stage-2 seed is a separate run from another initialisation, on the same streams
+    first = load_checkpoint(tmp_path / "run" / "stage2_integral_l1.5" / "checkpoint.pt").state_dict()
+    second = load_checkpoint(tmp_path / "run" / "stage2_integral_l1.5_seed1" / "checkpoint.pt").state_dict()
+    assert all(torch.equal(first[k], second[k]) for k in first if ".stream" in k or k.startswith(("appearance", "pose")))
+    assert any(not torch.equal(first[k], second[k]) for k in first if "gate" in k)
+    assert "Stage-2 seed spread" in report and "--stage2-seeds 2" in report
 
 
 @pytest.mark.timeout(600)
@@ -316,3 +333,29 @@ def test_pose_warm_restart_starts_from_the_first_runs_weights(tmp_path, monkeypa
                    "--pose-first-run", str(out / "stage1_pose" / "checkpoint.pt")]) == 2
     assert X.main(["--preset", "smoke_restart", "--data", str(tmp_path / "data"), "--out", str(other), "--quiet",
                    "--pose-first-run", str(tmp_path / "nope.pt")]) == 2
+
+
+def test_paired_comparison_counts_videos_and_gives_the_exact_mcnemar_p():
+    """`paired_vs` compares two models video by video on the same test videos (the stage-2 seed spread's
+    IntegralAction vs pose-only column)."""
+    from train.experiment import paired_vs
+    from train.loop import Predictions
+
+    labels = np.arange(10) % 3
+    eye = np.eye(3, dtype=np.float32)
+    ref = Predictions(eye[labels], labels, None, None)           # the reference gets all 10 right
+    wrong = labels.copy()
+    wrong[:5] = (labels[:5] + 1) % 3                             # the row misses the first 5
+    row = Predictions(eye[wrong], labels, None, None)
+    assert paired_vs(row, ref) == {"reference_only": 5, "row_only": 0, "p_value": 0.0625}   # 2 * 0.5 ** 5
+    assert paired_vs(ref, row) == {"reference_only": 0, "row_only": 5, "p_value": 0.0625}
+    assert paired_vs(ref, ref)["p_value"] == 1.0
+    mixed = wrong.copy()
+    mixed[5] = (labels[5] + 1) % 3                               # 6 vs 0 discordant ...
+    ref2 = Predictions(eye[np.where(np.arange(10) == 9, (labels + 1) % 3, labels)], labels, None, None)
+    # ... row misses 0-5, ref2 misses 9: b = 6, c = 1 -> p = 2 * (1 + 7) / 128
+    assert paired_vs(Predictions(eye[mixed], labels, None, None), ref2) == {"reference_only": 6, "row_only": 1,
+                                                                             "p_value": 0.125}
+    with pytest.raises(ValueError):
+        paired_vs(row, Predictions(eye[labels[::-1]], labels[::-1], None, None))
+

@@ -34,6 +34,7 @@ from core.errors import UserError
 from core.model import build_model
 from train import evaluate as E
 from train.loop import Predictions, TrainConfig, accuracy, collate, fit, predict, seed_everything
+from train.metrics import mcnemar_exact
 from train.cli import class_names_for, open_dataset, out_folder, run_cli
 from train.stage2 import FeatureBank, assemble, compute_features
 
@@ -129,6 +130,9 @@ STAGE2_ROWS: list[tuple[str, str, str, float | None, str | None, float]] = [
 # real clips): the highest mean of top-1 on in-context val clips and on the same clips with every
 # appearance input swapped for another class's (train.context_swap.swapped_copy).
 DEFAULT_CANDIDATES = ("integral_l1.5", "integral_swap0.25", "integral_swap0.5")
+# Rows retrained with further stage-2 seeds by `--stage2-seeds` (the default checkpoint's candidates and the
+# lambda-5 row, the ones whose out-of-context top-1 is compared with pose-only's).
+SEED_SPREAD_ROWS = ("integral_l1.5", "integral_l5", "integral_swap0.25", "integral_swap0.5")
 
 
 def synth_argv(preset: ExperimentPreset, seed: int) -> list[str]:
@@ -155,6 +159,23 @@ def _row(key: str, method: str, gate_lambda: float | None, driver: str | None, r
             "mean_gate": {"in_context": round(res_in["gate"]["histogram"]["mean"], 4),
                           "out_of_context": round(res_out["gate"]["histogram"]["mean"], 4)} if gated else None,
             **swap}
+
+
+def _spread(values: list[float]) -> dict[str, float]:
+    v = np.asarray(values, dtype=float)
+    return {"mean": round(float(v.mean()), 2), "sd": round(float(v.std(ddof=1)) if len(v) > 1 else 0.0, 2),
+            "min": round(float(v.min()), 2), "max": round(float(v.max()), 2)}
+
+
+def paired_vs(row: Predictions, reference: Predictions) -> dict[str, float]:
+    """Video by video against a reference model on the same test videos: how many only one of the two gets
+    right, and the exact two-sided McNemar p-value of that split (is the top-1 difference more than chance?)."""
+    if not np.array_equal(row.labels, reference.labels):
+        raise ValueError("paired comparison needs the same videos in the same order")
+    ok_row = row.probs.argmax(1) == row.labels
+    ok_ref = reference.probs.argmax(1) == reference.labels
+    b, c = int((ok_ref & ~ok_row).sum()), int((ok_row & ~ok_ref).sum())
+    return {"reference_only": b, "row_only": c, "p_value": round(mcnemar_exact(b, c), 4)}
 
 
 def _bank_loader(bank: FeatureBank, batch_size: int) -> DataLoader:
@@ -237,7 +258,8 @@ class Experiment:
                 f"--out {self.args.out} --seed {self.args.seed}"
                 + (f" --report-dir {self.args.report_dir}" if self.args.report_dir else "")
                 + (f" --test-clips {self.args.test_clips}" if self.args.test_clips else "")
-                + (f" --pose-first-run {self.args.pose_first_run}" if self.args.pose_first_run else ""))
+                + (f" --pose-first-run {self.args.pose_first_run}" if self.args.pose_first_run else "")
+                + (f" --stage2-seeds {self.args.stage2_seeds}" if self.args.stage2_seeds > 1 else ""))
 
     @property
     def synth_command(self) -> str:
@@ -284,31 +306,77 @@ class Experiment:
 
         t = time.monotonic()
         self.candidates: dict[str, dict[str, Any]] = {}
+        self.test_preds: dict[str, dict[str, Predictions]] = {}
         for key, method, variant, gate_lambda, driver, swap in STAGE2_ROWS:
-            seed_everything(a.seed)
-            model = assemble(app_ckpt, pose_ckpt, variant, gate_driver=driver or "pose",
-                             gate_lambda=gate_lambda if gate_lambda is not None else 0.0)
-            epochs = 0 if variant == "score_average" else p.stage2_epochs
-            cfg = TrainConfig(epochs=epochs, lr=p.stage2_lr, milestones=p.stage2_milestones, batch_size=p.batch_size,
-                              workers=0, seed=a.seed, gate_lambda=gate_lambda or 0.0, frozen_streams=True,
-                              stream_bn="eval", context_swap=swap)
-            run_dir = self.out / f"stage2_{key}"
-            fit(model, train_bank, None, cfg, run_dir, class_names=names, quiet=True,
-                extra={"stage": 2, "variant": variant, "gate_lambda": gate_lambda, "gate_driver": driver,
-                       "context_swap": swap, "strategy": "frozen", "command": self.command,
-                       "stage2_views": p.stage2_views})
+            model, run_dir = self.stage2_row(key, variant, gate_lambda, driver, swap, a.seed, train_bank, names)
             preds = self.evaluate_bank(model, test_banks)
             self.record(key, method, gate_lambda, driver, preds, names, app_pred, pose_pred, swap)
+            self.test_preds[key] = preds
             if key in DEFAULT_CANDIDATES:
                 self.candidates[key] = self.validate(model, test_banks["val"], names, run_dir / "checkpoint.pt")
                 self.rows[-1]["val"] = self.candidates[key]["val"]
         self.choose_default()
         self.timings["stage2_s"] = round(time.monotonic() - t, 1)
+        if a.stage2_seeds > 1:
+            t = time.monotonic()
+            self.seed_spread(train_bank, test_banks, names, pose_pred["test_out"])
+            self.timings["stage2_seeds_s"] = round(time.monotonic() - t, 1)
         self.timings["total_s"] = round(time.monotonic() - self.started, 1)
         self.write_report(names, final=True)
         if a.default_checkpoint:
             self.write_default_checkpoint(a.default_checkpoint)
         return self.rows
+
+    def stage2_row(self, key: str, variant: str, gate_lambda: float | None, driver: str | None, swap: float,
+                   seed: int, train_bank: FeatureBank, names: list[str]):
+        """Train one stage-2 row on the frozen streams' feature bank; returns the model and its run folder."""
+        p = self.preset
+        seed_everything(seed)
+        model = assemble(self.app_ckpt, self.pose_ckpt, variant, gate_driver=driver or "pose",
+                         gate_lambda=gate_lambda if gate_lambda is not None else 0.0)
+        epochs = 0 if variant == "score_average" else p.stage2_epochs
+        cfg = TrainConfig(epochs=epochs, lr=p.stage2_lr, milestones=p.stage2_milestones, batch_size=p.batch_size,
+                          workers=0, seed=seed, gate_lambda=gate_lambda or 0.0, frozen_streams=True,
+                          stream_bn="eval", context_swap=swap)
+        run_dir = self.out / (f"stage2_{key}" if seed == self.args.seed else f"stage2_{key}_seed{seed}")
+        fit(model, train_bank, None, cfg, run_dir, class_names=names, quiet=True,
+            extra={"stage": 2, "variant": variant, "gate_lambda": gate_lambda, "gate_driver": driver,
+                   "context_swap": swap, "strategy": "frozen", "command": self.command,
+                   "stage2_views": p.stage2_views})
+        return model, run_dir
+
+    def seed_spread(self, train_bank: FeatureBank, test_banks: dict[str, FeatureBank], names: list[str],
+                    pose_out: Predictions) -> None:
+        """Retrain SEED_SPREAD_ROWS with further stage-2 seeds on the same frozen features.
+
+        Why: the rows differ by a few test videos (IntegralAction vs pose-only out of context is 5 of 230), so
+        a single stage-2 seed cannot say whether a gap is the method or the draw. The streams and their
+        features stay fixed; only the gate/classifier initialisation and the batch order change."""
+        a = self.args
+        seeds = list(range(a.seed, a.seed + a.stage2_seeds))
+        self.spread: dict[str, dict[str, Any]] = {}
+        for key, method, variant, gate_lambda, driver, swap in STAGE2_ROWS:
+            if key not in SEED_SPREAD_ROWS:
+                continue
+            row = next(r for r in self.rows if r["key"] == key)
+            runs = [{"seed": a.seed, "in_context": row["in_context"]["top1"],
+                     "out_of_context": row["out_of_context"]["top1"],
+                     "mean_gate": row["mean_gate"]["in_context"] if row["mean_gate"] else None,
+                     "vs_pose_out_of_context": paired_vs(self.test_preds[key]["test_out"], pose_out)}]
+            for seed in seeds[1:]:
+                model, _ = self.stage2_row(key, variant, gate_lambda, driver, swap, seed, train_bank, names)
+                preds = self.evaluate_bank(model, test_banks)
+                res = {split: E.analyse(preds[split], names) for split in ("test_in", "test_out")}
+                r = _row(key, method, gate_lambda, driver, res["test_in"], res["test_out"], swap)
+                runs.append({"seed": seed, "in_context": r["in_context"]["top1"],
+                             "out_of_context": r["out_of_context"]["top1"],
+                             "mean_gate": r["mean_gate"]["in_context"] if r["mean_gate"] else None,
+                             "vs_pose_out_of_context": paired_vs(preds["test_out"], pose_out)})
+                self.log(f"{method}, stage-2 seed {seed}: in-context top-1 {r['in_context']['top1']:.1f}, "
+                         f"out-of-context top-1 {r['out_of_context']['top1']:.1f}")
+            summary = {split: _spread([x[split] for x in runs]) for split in ("in_context", "out_of_context")}
+            self.spread[key] = {"method": method, "runs": runs, **summary}
+            row["seed_spread"] = {"seeds": seeds, **summary, "runs": runs}
 
     # -- the default checkpoint's row ---------------------------------------------------------------
     def validate(self, model, val_bank: FeatureBank, names: list[str], checkpoint: Path) -> dict[str, Any]:
@@ -438,6 +506,25 @@ class Experiment:
                       "| row | val top-1 in context | val top-1 swapped |", "|---|---|---|"]
             lines += [f"| {k}{' (chosen)' if k == self.default_key else ''} | {c['val']['in_context']:.1f} | "
                       f"{c['val']['swapped']:.1f} |" for k, c in self.candidates.items()]
+        spread = getattr(self, "spread", None)
+        if spread:
+            pose = next((r for r in self.rows if r["key"] == "pose"), None)
+            seeds = next(iter(spread.values()))["runs"]
+            lines += ["", f"Stage-2 seed spread: each row below retrained with {len(seeds)} stage-2 seeds "
+                      f"({', '.join(str(x['seed']) for x in seeds)}) on the same frozen stream features (`--stage2-seeds`; "
+                      "the table above is the first seed). Top-1, mean +- sd (min - max):", "",
+                      "| method | in-context top-1 | out-of-context top-1 | out-of-context per seed | "
+                      "vs pose-only out of context, per seed: videos only pose-only / only this row gets right (McNemar p) |",
+                      "|---|---|---|---|---|"]
+            fmt = lambda d: f"{d['mean']:.1f} +- {d['sd']:.1f} ({d['min']:.1f} - {d['max']:.1f})"  # noqa: E731
+            for k, sp in spread.items():
+                lines.append(f"| {sp['method']} | {fmt(sp['in_context'])} | {fmt(sp['out_of_context'])} | "
+                             + ", ".join(f"{x['out_of_context']:.1f}" for x in sp["runs"]) + " | "
+                             + ", ".join("{reference_only} / {row_only} ({p_value:.2f})".format(**x["vs_pose_out_of_context"])
+                                         for x in sp["runs"]) + " |")
+            if pose:
+                lines.append(f"| pose-only model (stage 1, not retrained) | {pose['in_context']['top1']:.1f} | "
+                             f"{pose['out_of_context']['top1']:.1f} | - | - |")
         if self.timings:
             lines += ["", "Timings (s): " + ", ".join(f"{k} {v}" for k, v in self.timings.items())]
         lines += [""] + [f"![{f.stem}](results_figures/{f.name})" for f in figures]
@@ -486,6 +573,9 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--pose-first-run", type=Path, metavar="CKPT",
                     help="start the pose stream's warm restart from this checkpoint instead of training the "
                          "preset's first run (e.g. the first run of another preset's data; the restart records it)")
+    ap.add_argument("--stage2-seeds", type=int, default=1, metavar="N",
+                    help="also retrain the gated lambda-1.5/5 and context-swap rows with N-1 further stage-2 seeds "
+                         "on the same frozen stream features, and report each row's spread (default 1: none)")
     ap.add_argument("--quiet", action="store_true")
     return ap
 
@@ -501,6 +591,8 @@ def main(argv: list[str] | None = None) -> int:
                                 f"not {args.preset}")
             if not args.pose_first_run.is_file():
                 raise UserError(f"--pose-first-run: no such file: {args.pose_first_run}")
+        if args.stage2_seeds < 1:
+            raise UserError(f"--stage2-seeds must be at least 1, not {args.stage2_seeds}")
         rows = Experiment(args).run()
         if not args.quiet:
             print(json.dumps(rows, indent=1))

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from train.metrics import wilson_interval
+
 VIDEO_EXT = (".mp4", ".avi", ".mkv", ".mov", ".m4v")
 DEFAULT_RELABEL = ("*A001_rgb.*=drinking",)
 
@@ -157,6 +159,9 @@ def summarise(result: dict) -> dict:
         s["clips"] = len(clips)
         s["top1"] = 100.0 * np.mean([c["pred"] == c["label"] for c in clips])
         s["top3"] = 100.0 * np.mean([c["label"] in c["top3"] for c in clips])
+        # a few clips: say how far the figure could be from the same model's rate on more such clips
+        s["top1_ci95"] = [round(100.0 * v, 1) for v in wilson_interval(sum(c["pred"] == c["label"] for c in clips),
+                                                                         len(clips))]
         per_class: dict[str, list[bool]] = {}
         gates: dict[str, list[float]] = {}
         for c in clips:
@@ -185,8 +190,10 @@ def to_markdown(result: dict) -> str:
     s = result["summary"]
     lines = [f"Checkpoint: `{result['checkpoint']}`", ""]
     if result["clips"]:
-        lines += [f"**Labelled clips: {s['clips']}, clip top-1 {s['top1']:.1f} %, top-3 {s['top3']:.1f} %, "
-                  f"abstention {100 * (s['abstention_rate'] or 0):.1f} % of messages.**", "",
+        lo, hi = s["top1_ci95"]
+        lines += [f"**Labelled clips: {s['clips']}, clip top-1 {s['top1']:.1f} % (95 % interval {lo:.1f}-{hi:.1f}, "
+                  f"Wilson), top-3 {s['top3']:.1f} %, abstention {100 * (s['abstention_rate'] or 0):.1f} % of messages.**",
+                  "",
                   "| clip | label | predicted | top-3 | messages | abstained | mean G |", "|---|---|---|---|---|---|---|"]
         for c in result["clips"]:
             g = "-" if c["mean_gate"] is None else f"{c['mean_gate']:.2f}"
@@ -281,7 +288,7 @@ def record(path: Path, result: dict, command: str) -> None:
     """Merge the headline numbers into a JSON file (the checkpoint's card), keeping what else it holds."""
     data = json.loads(path.read_text()) if path.exists() else {}
     s = result["summary"]
-    keep = ("clips", "top1", "top3", "per_class", "abstention_rate", "mean_gate_per_class", "other_videos",
+    keep = ("clips", "top1", "top1_ci95", "top3", "per_class", "abstention_rate", "mean_gate_per_class", "other_videos",
             "other_non_abstaining_rate")
     entry = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items() if k in keep}
     entry["per_clip"] = {c["video"]: c["pred"] for c in result["clips"]}
