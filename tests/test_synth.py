@@ -63,10 +63,11 @@ def test_in_context_cooccurrence_matches_config():
     assert abs(np.mean([p.spec.scene == classes[p.label].scene for p in low]) - 0.5) < 0.05
 
 
-def test_out_of_context_never_uses_own_scene_or_object():
-    cfg = SynthConfig(classes=12, train_per_class=0, val_per_class=0, test_per_class=40)
+@pytest.mark.parametrize("split", ["test_out", "val_out"])
+def test_out_of_context_never_uses_own_scene_or_object(split):
+    cfg = SynthConfig(classes=12, train_per_class=0, val_per_class=40, test_per_class=40)
     classes = class_list(12)
-    outs = [p for p in plan(cfg) if p.split == "test_out" and p.label < 12]
+    outs = [p for p in plan(cfg) if p.split == split and p.label < 12]
     assert len(outs) == 12 * 40
     for p in outs:
         own = classes[p.label]
@@ -75,6 +76,18 @@ def test_out_of_context_never_uses_own_scene_or_object():
         assert ctx.name != own.name and (p.spec.scene, p.spec.obj) == (ctx.scene, ctx.obj)
         assert p.spec.family == own.family                # the motion stays the class's own
     assert len({p.context_class for p in outs if p.label == 0}) > 5   # misleading contexts vary
+
+
+def test_adding_val_out_left_the_other_splits_unchanged(monkeypatch):
+    """val_out is planned after every other split, so the benchmark's earlier splits (and every checkpoint
+    trained on them) are the same clips as before it existed."""
+    import tools.synth.dataset as D
+
+    cfg = SynthConfig(classes=10, train_per_class=6, val_per_class=3, test_per_class=4, styles="kicks")
+    full = plan(cfg)
+    assert sum(p.split == "val_out" for p in full) == 10 * 3 + round(1.5 * 3)
+    monkeypatch.setattr(D, "SPLITS", ("train", "val", "test_in", "test_out"))   # the plan before val_out
+    assert [p for p in full if p.split != "val_out"] == D.plan(cfg)
 
 
 def test_same_motion_pairs_share_family_and_differ_by_context():

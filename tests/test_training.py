@@ -261,7 +261,7 @@ def test_smoke_experiment_rows(tmp_path):
             keys |= {"context_swap"}
         if row.get("lambda") == 1.5 and row["gate_driver"] == "pose":   # the default checkpoint's candidates
             keys |= {"val"}
-            assert set(row["val"]) == {"in_context", "swapped"}
+            assert set(row["val"]) == {"in_context", "out_of_context", "swapped"}
         if row["gate_driver"] == "pose" and row["lambda"] in (1.5, 5.0) and row["context_swap"] in (0.0, 0.25, 0.5) \
                 and not (row["lambda"] == 5.0 and row["context_swap"]):   # --stage2-seeds 2: the spread rows
             keys |= {"seed_spread"}

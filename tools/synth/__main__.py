@@ -46,7 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--classes", type=int, help=f"number of classes, 2..{len(CATALOGUE)} (first N of the catalogue)")
     ap.add_argument("--train-per-class", type=int)
-    ap.add_argument("--val-per-class", type=int)
+    ap.add_argument("--val-per-class", type=int, help="val clips per class (and val_out, the out-of-context validation split)")
     ap.add_argument("--test-per-class", type=int, help="test_in clips per class (and test_out unless given)")
     ap.add_argument("--test-out-per-class", type=int)
     ap.add_argument("--size", type=_size, help="frame size WxH, e.g. 160x120")

@@ -49,7 +49,11 @@ CATALOGUE: tuple[ClassDef, ...] = (
     ClassDef("swing_tennis", "swing", "tennis_court", "racket"),
     ClassDef("swing_bat", "swing", "ballpark", "bat"),
 )
-SPLITS = ("train", "val", "test_in", "test_out")
+# `val_out` is drawn like `test_out` (a Mimetics-like validation split, for choosing a model by its
+# out-of-context accuracy without touching a test split); it comes last so that adding it left every other
+# split's clips byte-identical (the plan draws splits in this order from one generator).
+SPLITS = ("train", "val", "test_in", "test_out", "val_out")
+OUT_OF_CONTEXT_SPLITS = ("test_out", "val_out")
 # "None of these": idle, walking, gesturing, stretching... in any class's scene with any class's prop, so
 # neither the motion nor the context of an action class says "no_action" (motions.NO_ACTION_KINDS).
 NO_ACTION = ClassDef("no_action", "none", "", "")
@@ -85,7 +89,8 @@ class SynthConfig:
 
     def per_class(self, split: str) -> int:
         return {"train": self.train_per_class, "val": self.val_per_class, "test_in": self.test_per_class,
-                "test_out": self.test_per_class if self.test_out_per_class is None else self.test_out_per_class}[split]
+                "test_out": self.test_per_class if self.test_out_per_class is None else self.test_out_per_class,
+                "val_out": self.val_per_class}[split]
 
 
 @dataclass
@@ -125,8 +130,8 @@ def plan(cfg: SynthConfig) -> list[ClipPlan]:
                 if cd is NO_ACTION:     # any class's scene and prop, independently: context says nothing
                     scene = actions[int(rng.integers(len(actions)))].scene
                     ctx = actions[int(rng.integers(len(actions)))]
-                    obj, in_ctx = ctx.obj, split != "test_out"
-                elif split == "test_out":
+                    obj, in_ctx = ctx.obj, split not in OUT_OF_CONTEXT_SPLITS
+                elif split in OUT_OF_CONTEXT_SPLITS:
                     ctx = others[int(rng.integers(len(others)))]
                     scene, obj, in_ctx = ctx.scene, ctx.obj, False
                 else:
