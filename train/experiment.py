@@ -358,29 +358,27 @@ class Experiment:
         features stay fixed; only the gate/classifier initialisation and the batch order change."""
         a = self.args
         seeds = list(range(a.seed, a.seed + a.stage2_seeds))
-        self.spread: dict[str, dict[str, Any]] = {}
+
+        def one_run(seed: int, row: dict, test_out: Predictions) -> dict[str, Any]:
+            return {"seed": seed, "in_context": row["in_context"]["top1"], "out_of_context": row["out_of_context"]["top1"],
+                    "mean_gate": row["mean_gate"]["in_context"] if row["mean_gate"] else None,
+                    "vs_pose_out_of_context": paired_vs(test_out, pose_out)}
+
         for key, method, variant, gate_lambda, driver, swap in STAGE2_ROWS:
             if key not in SEED_SPREAD_ROWS:
                 continue
             row = next(r for r in self.rows if r["key"] == key)
-            runs = [{"seed": a.seed, "in_context": row["in_context"]["top1"],
-                     "out_of_context": row["out_of_context"]["top1"],
-                     "mean_gate": row["mean_gate"]["in_context"] if row["mean_gate"] else None,
-                     "vs_pose_out_of_context": paired_vs(self.test_preds[key]["test_out"], pose_out)}]
+            runs = [one_run(a.seed, row, self.test_preds[key]["test_out"])]
             for seed in seeds[1:]:
                 model, _ = self.stage2_row(key, variant, gate_lambda, driver, swap, seed, train_bank, names)
                 preds = self.evaluate_bank(model, test_banks)
                 res = {split: E.analyse(preds[split], names) for split in ("test_in", "test_out")}
-                r = _row(key, method, gate_lambda, driver, res["test_in"], res["test_out"], swap)
-                runs.append({"seed": seed, "in_context": r["in_context"]["top1"],
-                             "out_of_context": r["out_of_context"]["top1"],
-                             "mean_gate": r["mean_gate"]["in_context"] if r["mean_gate"] else None,
-                             "vs_pose_out_of_context": paired_vs(preds["test_out"], pose_out)})
-                self.log(f"{method}, stage-2 seed {seed}: in-context top-1 {r['in_context']['top1']:.1f}, "
-                         f"out-of-context top-1 {r['out_of_context']['top1']:.1f}")
-            summary = {split: _spread([x[split] for x in runs]) for split in ("in_context", "out_of_context")}
-            self.spread[key] = {"method": method, "runs": runs, **summary}
-            row["seed_spread"] = {"seeds": seeds, **summary, "runs": runs}
+                runs.append(one_run(seed, _row(key, method, gate_lambda, driver, res["test_in"], res["test_out"], swap),
+                                    preds["test_out"]))
+                self.log(f"{method}, stage-2 seed {seed}: in-context top-1 {runs[-1]['in_context']:.1f}, "
+                         f"out-of-context top-1 {runs[-1]['out_of_context']:.1f}")
+            row["seed_spread"] = {"seeds": seeds, **{split: _spread([x[split] for x in runs])
+                                                     for split in ("in_context", "out_of_context")}, "runs": runs}
 
     # -- the default checkpoint's row ---------------------------------------------------------------
     def validate(self, model, banks: dict[str, FeatureBank], names: list[str], checkpoint: Path) -> dict[str, Any]:
@@ -517,10 +515,10 @@ class Experiment:
                       f"{c['val']['out_of_context']:.1f} | "
                       f"{sum(c['val'][s] for s in SELECTION_SPLITS) / len(SELECTION_SPLITS):.2f} | "
                       f"{c['val']['swapped']:.1f} |" for k, c in self.candidates.items()]
-        spread = getattr(self, "spread", None)
+        spread = [r for r in self.rows if "seed_spread" in r]
         if spread:
             pose = next((r for r in self.rows if r["key"] == "pose"), None)
-            seeds = next(iter(spread.values()))["runs"]
+            seeds = spread[0]["seed_spread"]["runs"]
             lines += ["", f"Stage-2 seed spread: each row below retrained with {len(seeds)} stage-2 seeds "
                       f"({', '.join(str(x['seed']) for x in seeds)}) on the same frozen stream features (`--stage2-seeds`; "
                       "the table above is the first seed). Top-1, mean +- sd (min - max):", "",
@@ -528,8 +526,9 @@ class Experiment:
                       "vs pose-only out of context, per seed: videos only pose-only / only this row gets right (McNemar p) |",
                       "|---|---|---|---|---|"]
             fmt = lambda d: f"{d['mean']:.1f} +- {d['sd']:.1f} ({d['min']:.1f} - {d['max']:.1f})"  # noqa: E731
-            for k, sp in spread.items():
-                lines.append(f"| {sp['method']} | {fmt(sp['in_context'])} | {fmt(sp['out_of_context'])} | "
+            for r in spread:
+                sp = r["seed_spread"]
+                lines.append(f"| {r['method']} | {fmt(sp['in_context'])} | {fmt(sp['out_of_context'])} | "
                              + ", ".join(f"{x['out_of_context']:.1f}" for x in sp["runs"]) + " | "
                              + ", ".join("{reference_only} / {row_only} ({p_value:.2f})".format(**x["vs_pose_out_of_context"])
                                          for x in sp["runs"]) + " |")
