@@ -359,3 +359,18 @@ def test_paired_comparison_counts_videos_and_gives_the_exact_mcnemar_p():
     with pytest.raises(ValueError):
         paired_vs(row, Predictions(eye[labels[::-1]], labels[::-1], None, None))
 
+
+def test_experiment_refuses_a_benchmark_made_before_val_out(tmp_path, capsys):
+    """An older benchmark folder (no val_out split) gets a one-line error, and is not regenerated in place
+    with the preset's flags (which could overwrite a benchmark made with other flags)."""
+    import train.experiment as X
+
+    data = tmp_path / "old"
+    data.mkdir()
+    for split in ("train", "val", "test_in", "test_out"):
+        (data / f"{split}.jsonl").write_text("")
+    assert X.main(["--preset", "smoke", "--data", str(data), "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "no val_out.jsonl" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in data.iterdir()) == ["test_in.jsonl", "test_out.jsonl", "train.jsonl", "val.jsonl"]
+

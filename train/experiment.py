@@ -145,8 +145,12 @@ def synth_argv(preset: ExperimentPreset, seed: int) -> list[str]:
 
 
 def ensure_data(data: Path, preset: ExperimentPreset, seed: int) -> None:
-    if all((data / f"{s}.jsonl").is_file() for s in SPLIT_FILES):
+    present = [s for s in SPLIT_FILES if (data / f"{s}.jsonl").is_file()]
+    if len(present) == len(SPLIT_FILES):
         return
+    if present == [s for s in SPLIT_FILES if s != "val_out"]:   # made before val_out existed: never overwrite it
+        raise UserError(f"{data} has no val_out.jsonl (the out-of-context validation split, added 2026-12-08): "
+                        "re-run the tools.synth command that made it (its other splits come out byte-identical)")
     from tools.synth.__main__ import main as synth_main
 
     if synth_main(["--out", str(data), *synth_argv(preset, seed)]) != 0:
