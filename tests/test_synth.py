@@ -86,6 +86,9 @@ def test_adding_val_out_left_the_other_splits_unchanged(monkeypatch):
     cfg = SynthConfig(classes=10, train_per_class=6, val_per_class=3, test_per_class=4, styles="kicks")
     full = plan(cfg)
     assert sum(p.split == "val_out" for p in full) == 10 * 3 + round(1.5 * 3)
+    bigger = plan(replace(cfg, val_out_per_class=8))     # its own size leaves the other splits alone too
+    assert sum(p.split == "val_out" for p in bigger) == 10 * 8 + round(1.5 * 8)
+    assert [p for p in bigger if p.split != "val_out"] == [p for p in full if p.split != "val_out"]
     monkeypatch.setattr(D, "SPLITS", ("train", "val", "test_in", "test_out"))   # the plan before val_out
     assert [p for p in full if p.split != "val_out"] == D.plan(cfg)
 

@@ -75,6 +75,7 @@ class SynthConfig:
     val_per_class: int = 10
     test_per_class: int = 20
     test_out_per_class: int | None = None      # None: same as test_per_class
+    val_out_per_class: int | None = None       # None: same as val_per_class
     width: int = 160
     height: int = 120
     frames: int = 72
@@ -90,7 +91,7 @@ class SynthConfig:
     def per_class(self, split: str) -> int:
         return {"train": self.train_per_class, "val": self.val_per_class, "test_in": self.test_per_class,
                 "test_out": self.test_per_class if self.test_out_per_class is None else self.test_out_per_class,
-                "val_out": self.val_per_class}[split]
+                "val_out": self.val_per_class if self.val_out_per_class is None else self.val_out_per_class}[split]
 
 
 @dataclass
