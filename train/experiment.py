@@ -34,7 +34,7 @@ from core.errors import UserError
 from core.model import build_model
 from train import evaluate as E
 from train.loop import Predictions, TrainConfig, accuracy, collate, fit, predict, seed_everything
-from train.metrics import mcnemar_exact
+from train.metrics import mcnemar_exact, topk_correct
 from train.cli import class_names_for, open_dataset, out_folder, run_cli
 from train.stage2 import FeatureBank, assemble, compute_features
 
@@ -180,8 +180,7 @@ def paired_vs(row: Predictions, reference: Predictions) -> dict[str, float]:
     right, and the exact two-sided McNemar p-value of that split (is the top-1 difference more than chance?)."""
     if not np.array_equal(row.labels, reference.labels):
         raise ValueError("paired comparison needs the same videos in the same order")
-    ok_row = row.probs.argmax(1) == row.labels
-    ok_ref = reference.probs.argmax(1) == reference.labels
+    ok_row, ok_ref = topk_correct(row.probs, row.labels, 1), topk_correct(reference.probs, reference.labels, 1)
     b, c = int((ok_ref & ~ok_row).sum()), int((ok_row & ~ok_ref).sum())
     return {"reference_only": b, "row_only": c, "p_value": round(mcnemar_exact(b, c), 4)}
 
